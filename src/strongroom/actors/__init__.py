@@ -1,0 +1,1 @@
+"""Behaviours (pure) and the runtimes (actor shells) that host them."""

@@ -1,0 +1,438 @@
+"""Every command, event and reply exchanged by the behaviours: frozen, slotted, immutable.
+
+Prices are integer ticks and quantities integer lots of their market; money is integer
+minor units of its currency (see `strongroom.config`). No float appears here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+# --------------------------------------------------------------------------- orders
+
+
+class Side(IntEnum):
+    BUY = 0
+    SELL = 1
+
+
+class OrderKind(IntEnum):
+    LIMIT = 0
+    MARKET = 1
+    STOP_LIMIT = 2
+    STOP_MARKET = 3
+
+
+class TimeInForce(IntEnum):
+    GTC = 0
+    IOC = 1
+    FOK = 2
+
+
+class CancelReason(IntEnum):
+    REQUESTED = 0  # the owner asked
+    UNFILLED = 1  # IOC (or market) remainder after matching
+    FILL_OR_KILL = 2  # FOK could not fill in full, nothing traded
+    NO_LIQUIDITY = 3  # market order with no opposite side
+    SELF_TRADE = 4  # resting order canceled by self-trade prevention
+
+
+class RejectReason(IntEnum):
+    """Values equal the MTF reject codes (SPEC §4) so the gateway maps them one to one."""
+
+    UNKNOWN_MARKET = 1
+    INVALID_QUANTITY = 2
+    INVALID_PRICE = 3
+    INSUFFICIENT_FUNDS = 4
+    DUPLICATE_ORDER = 5
+    UNKNOWN_ORDER = 6
+    WOULD_TRADE = 7
+    NOT_ALLOWED = 12
+
+
+@dataclass(frozen=True, slots=True)
+class BookOrder:
+    """The terms of an order as its book needs them.
+
+    `price`: limit price in ticks. For a market or stop-market *buy* it is the cap the
+    held funds cover (0 = nothing held, the order can only be canceled); for a market
+    or stop-market *sell* it is 0 and the book applies its collar.
+    `stop_price`: ticks, 0 = none. `display_quantity`: lots, 0 = fully displayed.
+    """
+
+    order_id: int
+    wallet_id: str
+    side: Side
+    kind: OrderKind
+    price: int
+    quantity: int
+    stop_price: int = 0
+    display_quantity: int = 0
+    time_in_force: TimeInForce = TimeInForce.GTC
+    post_only: bool = False
+
+
+# Book commands
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceOrder:
+    order: BookOrder
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOrder:
+    order_id: int
+    wallet_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReplaceOrder:
+    """New limit price (ticks) and new total quantity (lots, filled part included)."""
+
+    order_id: int
+    wallet_id: str
+    price: int
+    quantity: int
+
+
+BookCommand = PlaceOrder | CancelOrder | ReplaceOrder
+
+# Book events
+
+
+@dataclass(frozen=True, slots=True)
+class OrderAccepted:
+    """The book has sequenced the order; its fills (if any) follow."""
+
+    order_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRejected:
+    order_id: int
+    reason: RejectReason
+
+
+@dataclass(frozen=True, slots=True)
+class OrderPending:
+    """A stop order parked until the last trade price reaches its stop.
+
+    `priority` comes from the same per-book counter as `OrderRested.priority`; among stops
+    with the same stop price it is their trigger order, which recovery must rebuild.
+    """
+
+    order_id: int
+    priority: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OrderTriggered:
+    order_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRested:
+    """The order (or an iceberg's refilled tip) joined the back of its price level.
+
+    `priority` rises strictly within a book: ordering resting orders of one level by it
+    gives their time priority, which is how recovery rebuilds the queue.
+    """
+
+    order_id: int
+    price: int
+    remaining: int
+    visible: int
+    priority: int
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    trade_id: int
+    price: int
+    quantity: int
+    taker_side: Side
+    maker_order_id: int
+    maker_wallet_id: str
+    maker_remaining: int
+    taker_order_id: int
+    taker_wallet_id: str
+    taker_remaining: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderCanceled:
+    order_id: int
+    quantity: int  # lots canceled (what was still open)
+    reason: CancelReason
+
+
+@dataclass(frozen=True, slots=True)
+class OrderReplaced:
+    order_id: int
+    price: int
+    quantity: int  # new total
+    remaining: int
+    priority_kept: bool
+
+
+BookEvent = (
+    OrderAccepted
+    | OrderRejected
+    | OrderPending
+    | OrderTriggered
+    | OrderRested
+    | Trade
+    | OrderCanceled
+    | OrderReplaced
+)
+
+# --------------------------------------------------------------------------- ledger
+
+
+class AccountCode(IntEnum):
+    """Peatio's chart of accounts."""
+
+    ASSET_FIAT = 101
+    ASSET_COIN = 102
+    MAIN_FIAT = 201
+    MAIN_COIN = 202
+    LOCKED_FIAT = 211
+    LOCKED_COIN = 212
+    REVENUE_FIAT = 301
+    REVENUE_COIN = 302
+    EXPENSE_FIAT = 401
+    EXPENSE_COIN = 402
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """One balance: member accounts (2xx) name a wallet, system accounts do not."""
+
+    code: AccountCode
+    currency: str
+    wallet_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Posting:
+    """`amount` minor units from `debit` to `credit` (same currency).
+
+    `hold_id` names the hold (an order or withdrawal id) when the posting credits or
+    debits a locked account: a hold's remainder is the sum of its postings.
+    """
+
+    debit: Account
+    credit: Account
+    amount: int
+    hold_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """A set of postings applied whole or not at all.
+
+    `key` is the idempotency key (None: not idempotent); `kind` says what caused it
+    ("deposit", "hold", "fill", "release", ...).
+    """
+
+    transfer_id: int
+    kind: str
+    postings: tuple[Posting, ...]
+    key: str | None = None
+
+
+class TransferRejection(IntEnum):
+    INSUFFICIENT_FUNDS = 1
+    CONFLICT = 2  # same key, different content
+    INVALID = 3  # empty, non-positive amount, mixed currencies, wrong account kind
+
+
+@dataclass(frozen=True, slots=True)
+class TransferApplied:
+    transfer: Transfer
+
+
+@dataclass(frozen=True, slots=True)
+class TransferDuplicate:
+    """Same key and same content as an applied transfer: that first result, unchanged."""
+
+    first: Transfer
+
+
+@dataclass(frozen=True, slots=True)
+class TransferRejected:
+    transfer: Transfer
+    reason: TransferRejection
+    detail: str = ""
+
+
+TransferOutcome = TransferApplied | TransferDuplicate | TransferRejected
+
+# --------------------------------------------------------------------------- pipeline
+# edge → vault shard → ledger actor (clearing) → book → ledger actor → journal → edge.
+# `token` names the edge's waiting reply; 0 means nobody waits.
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    """A validated new order from an edge, in ticks and lots."""
+
+    token: int
+    order_id: int
+    wallet_id: str
+    market: str
+    side: Side
+    kind: OrderKind
+    price: int
+    quantity: int
+    stop_price: int
+    display_quantity: int
+    time_in_force: TimeInForce
+    post_only: bool
+    external_id: str | None
+    fingerprint: str
+    at_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class CancelRequest:
+    token: int
+    wallet_id: str
+    order_id: int
+    at_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class DepositRequest:
+    token: int
+    deposit_id: int
+    tid: str
+    wallet_id: str
+    currency: str
+    amount: int
+    accept: bool
+    fingerprint: str
+    at_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """A vault admitted the order: the hold its book needs (None: nothing to hold)."""
+
+    request: OrderRequest
+    order: BookOrder
+    hold: Posting | None
+
+
+@dataclass(frozen=True, slots=True)
+class BookBatch:
+    market: str
+    commands: tuple[tuple[int, BookCommand], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BookResults:
+    market: str
+    results: tuple[tuple[int, BookCommand, tuple[BookEvent, ...]], ...]
+    sequence: int
+    at_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrdersEnded:
+    """Told to vault shards once orders of their wallets ended (filled, canceled, rejected)."""
+
+    orders: tuple[tuple[str, int], ...]
+
+
+# --------------------------------------------------------------------------- states
+
+
+@dataclass(frozen=True, slots=True)
+class OrderState:
+    order_id: int
+    wallet_id: str
+    market: str
+    side: Side
+    kind: OrderKind
+    price: int
+    quantity: int
+    stop_price: int
+    display_quantity: int
+    time_in_force: TimeInForce
+    post_only: bool
+    external_id: str | None
+    fingerprint: str
+    status: str  # new, pending, open, filled, canceled, rejected
+    filled: int  # lots
+    funds: int  # quote minor units traded
+    remaining: int  # lots still open
+    visible: int  # lots displayed
+    priority: int
+    created_ns: int
+    updated_ns: int
+    reason: str = ""
+
+    @property
+    def live(self) -> bool:
+        return self.status in ("new", "pending", "open")
+
+
+@dataclass(frozen=True, slots=True)
+class TradeRecord:
+    market: str
+    trade_id: int
+    price: int
+    quantity: int
+    taker_side: Side
+    maker_order_id: int
+    taker_order_id: int
+    at_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class DepositState:
+    deposit_id: int
+    tid: str
+    wallet_id: str
+    currency: str
+    amount: int
+    state: str  # submitted, accepted, canceled, rejected
+    fingerprint: str
+    transfer_id: int | None
+    created_ns: int
+    completed_ns: int | None
+
+
+# --------------------------------------------------------------------------- replies
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """The command changed nothing; `code` is the snake_case problem code."""
+
+    code: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class DuplicateOrder:
+    order_id: int
+    same_content: bool
+
+
+Reply = OrderState | DepositState | Refused | DuplicateOrder
+
+
+@dataclass(slots=True)
+class JournalUnit:
+    """All effects of one batch of commands: committed together, then replied to."""
+
+    transfers: list[Transfer]
+    orders: list[OrderState]
+    trades: list[TradeRecord]
+    deposits: list[DepositState]
+    sequences: dict[str, int]
+    replies: list[tuple[int, Reply]]

@@ -1,0 +1,1 @@
+"""Runtimes host the pure behaviours as actors; behaviour code imports none of them."""

@@ -1,0 +1,96 @@
+"""Wiring: which actor owns what, and how the asyncio edges reach the actors.
+
+Routing: one book actor per market (by symbol), one ledger actor, and a bounded set of
+vault-shard actors; a wallet always lands on shard `crc32(wallet_id) % shards`.
+
+Edges never block on an actor. They create a reply token (an asyncio future), `tell`
+the command, and the future is resolved on the event loop, via
+`loop.call_soon_threadsafe`, by whoever finishes the command: the journal after the
+commit that holds its effects, or an actor that refused it without changing anything.
+Commands sent in one loop iteration travel as one batch per destination actor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import zlib
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from strongroom.actors.messages import JournalUnit, Reply
+
+
+class ActorAddress(Protocol):
+    """What a runtime hands out for an actor: fire-and-forget delivery of one message."""
+
+    def tell(self, message: Any) -> None: ...
+
+
+def shard_of(wallet_id: str, shards: int) -> int:
+    return zlib.crc32(wallet_id.encode()) % shards
+
+
+@dataclass(slots=True)
+class MarketTop:
+    """Top of a book as its actor last published it (read by vaults for market collars)."""
+
+    best_bid: int | None = None
+    best_ask: int | None = None
+    last_price: int = 0
+
+
+class Bridge:
+    """The asyncio side of every actor conversation: tokens, batching, replies, commits.
+
+    Only `*_threadsafe` methods may be called from actor threads.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, commit: Callable[[JournalUnit], None]) -> None:
+        self._loop = loop
+        self._commit = commit
+        self._waiting: dict[int, asyncio.Future[Any]] = {}
+        self._tokens = itertools.count(1)
+        self._outbox: defaultdict[ActorAddress, list[Any]] = defaultdict(list)
+        self._flush_scheduled = False
+
+    # --------------------------------------------------------------- loop side
+
+    def token(self) -> tuple[int, asyncio.Future[Any]]:
+        token = next(self._tokens)
+        future: asyncio.Future[Any] = self._loop.create_future()
+        self._waiting[token] = future
+        return token, future
+
+    def forget(self, token: int) -> None:
+        self._waiting.pop(token, None)
+
+    def send(self, address: ActorAddress, message: Any) -> None:
+        """Queue for `address`; everything queued in this loop iteration goes as one batch."""
+        self._outbox[address].append(message)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        outbox, self._outbox = self._outbox, defaultdict(list)
+        for address, messages in outbox.items():
+            address.tell(tuple(messages))
+
+    def resolve(self, replies: Sequence[tuple[int, Any]]) -> None:
+        for token, reply in replies:
+            future = self._waiting.pop(token, None)
+            if future is not None and not future.done():
+                future.set_result(reply)
+
+    # --------------------------------------------------------------- actor side
+
+    def reply_threadsafe(self, replies: Sequence[tuple[int, Reply | Any]]) -> None:
+        if replies:
+            self._loop.call_soon_threadsafe(self.resolve, replies)
+
+    def commit_threadsafe(self, unit: JournalUnit) -> None:
+        self._loop.call_soon_threadsafe(self._commit, unit)

@@ -1,0 +1,75 @@
+"""The `strongroom` command line; the only place that configures logging sinks."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from loguru import logger
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(name, default)
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value < 65536:
+        raise argparse.ArgumentTypeError("a port is 0..65535")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="strongroom", description=__doc__)
+    root.add_argument("--log-json", action="store_true", help="structured JSON logs on stderr")
+    root.add_argument("--log-level", default=_env("STRONGROOM_LOG_LEVEL", "INFO"))
+    commands = root.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the service")
+    serve.add_argument(
+        "--data-dir", type=Path, default=Path(_env("STRONGROOM_DATA_DIR", "./.strongroom") or "")
+    )
+    serve.add_argument("--database-url", default=_env("STRONGROOM_DATABASE_URL"))
+    serve.add_argument("--host", default=_env("STRONGROOM_HOST", "127.0.0.1"))
+    serve.add_argument("--http-port", type=_port, default=_port(_env("STRONGROOM_HTTP_PORT", "8080") or ""))
+    serve.add_argument("--ws-port", type=_port, default=_port(_env("STRONGROOM_WS_PORT", "8765") or ""))
+    serve.add_argument("--mtf-port", type=_port, default=_port(_env("STRONGROOM_MTF_PORT", "9100") or ""))
+    serve.add_argument(
+        "--config",
+        type=Path,
+        default=Path(value) if (value := _env("STRONGROOM_CONFIG")) else None,
+        help="TOML file adding currencies and markets",
+    )
+    return root
+
+
+def configure_logging(level: str, json_logs: bool) -> None:
+    logger.remove()
+    logger.add(sys.stderr, level=level.upper(), serialize=json_logs, enqueue=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = parser().parse_args(argv)
+    configure_logging(arguments.log_level, arguments.log_json or _env("STRONGROOM_LOG_JSON") == "1")
+    if arguments.command == "serve":
+        from strongroom.server import Settings, serve
+
+        settings = Settings(
+            data_dir=arguments.data_dir.resolve(),
+            database_url=arguments.database_url,
+            host=arguments.host,
+            http_port=arguments.http_port,
+            ws_port=arguments.ws_port,
+            mtf_port=arguments.mtf_port,
+            config_path=arguments.config,
+            admin_client_id=_env("STRONGROOM_ADMIN_CLIENT_ID"),
+            admin_client_secret=_env("STRONGROOM_ADMIN_CLIENT_SECRET"),
+        )
+        return asyncio.run(serve(settings))
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

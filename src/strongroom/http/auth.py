@@ -1,0 +1,225 @@
+"""OAuth 2.0 client credentials (RFC 6749 §4.4), bearer tokens (RFC 6750) and scopes.
+
+Client secrets are stored as scrypt hashes; access tokens are random and stored as
+their SHA-256, so a database leak reveals neither in usable form. Scopes are checked
+for every route in `AuthMiddleware`: a resource declares what it needs per method
+(default: `read` for GET, `write` otherwise) or says it is `public`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import falcon.asgi
+
+from strongroom.http.problems import Problem
+
+SCOPES = ("read", "write", "admin")
+TOKEN_LIFETIME_S = 3600
+TOKEN_CACHE_MAX = 100_000
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+
+
+def hash_secret(secret: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(secret.encode(), salt=salt, dklen=32, **_SCRYPT)
+    return f"scrypt${salt.hex()}${digest.hex()}"
+
+
+def verify_secret(secret: str, stored: str) -> bool:
+    scheme, salt, expected = stored.split("$")
+    if scheme != "scrypt":
+        return False
+    digest = hashlib.scrypt(secret.encode(), salt=bytes.fromhex(salt), dklen=32, **_SCRYPT)
+    return hmac.compare_digest(digest.hex(), expected)
+
+
+def token_digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def parse_scopes(text: str) -> frozenset[str] | None:
+    scopes = frozenset(text.split())
+    return scopes if scopes <= set(SCOPES) else None
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    client_id: str
+    scopes: frozenset[str]
+
+    def allows(self, scope: str) -> bool:
+        # admin is the operator's scope and includes the others.
+        return scope in self.scopes or "admin" in self.scopes
+
+    @property
+    def admin(self) -> bool:
+        return "admin" in self.scopes
+
+
+class TokenError(Exception):
+    """An RFC 6749 §5.2 error answer of the token endpoint."""
+
+    def __init__(self, status: int, error: str, description: str) -> None:
+        super().__init__(description)
+        self.status = status
+        self.error = error
+        self.description = description
+
+
+class Authority:
+    def __init__(self, pool: asyncpg.Pool, clock_s: Callable[[], float] = time.time) -> None:
+        self._pool = pool
+        self._clock_s = clock_s
+        self._tokens: dict[bytes, tuple[Principal, float]] = {}
+
+    async def ensure_application(self, name: str, client_id: str, secret: str, scopes: str) -> None:
+        """The bootstrap application exists with exactly this secret (idempotent)."""
+        stored = await self._pool.fetchval(
+            "SELECT secret_hash FROM oauth_applications WHERE client_id = $1", client_id
+        )
+        if stored is not None and await asyncio.to_thread(verify_secret, secret, stored):
+            await self._pool.execute(
+                "UPDATE oauth_applications SET scopes = $2 WHERE client_id = $1", client_id, scopes
+            )
+            return
+        secret_hash = await asyncio.to_thread(hash_secret, secret)
+        await self._pool.execute(
+            "INSERT INTO oauth_applications (name, client_id, secret_hash, scopes)"
+            " VALUES ($1, $2, $3, $4) ON CONFLICT (client_id)"
+            " DO UPDATE SET secret_hash = excluded.secret_hash, scopes = excluded.scopes",
+            name,
+            client_id,
+            secret_hash,
+            scopes,
+        )
+
+    async def application_count(self) -> int:
+        count: int = await self._pool.fetchval("SELECT count(*) FROM oauth_applications")
+        return count
+
+    async def create_application(self, name: str, scopes: str) -> tuple[str, str]:
+        client_id = secrets.token_urlsafe(18)
+        secret = secrets.token_urlsafe(36)
+        await self.ensure_application(name, client_id, secret, scopes)
+        return client_id, secret
+
+    async def issue_token(
+        self, grant_type: str | None, client_id: str | None, secret: str | None, scope: str | None
+    ) -> dict[str, Any]:
+        if grant_type != "client_credentials":
+            raise TokenError(400, "unsupported_grant_type", "only client_credentials is supported")
+        if not client_id or not secret:
+            raise TokenError(401, "invalid_client", "client_id and client_secret are required")
+        row = await self._pool.fetchrow(
+            "SELECT secret_hash, scopes FROM oauth_applications WHERE client_id = $1", client_id
+        )
+        if row is None or not await asyncio.to_thread(verify_secret, secret, row["secret_hash"]):
+            raise TokenError(401, "invalid_client", "unknown client or wrong secret")
+        allowed = frozenset(row["scopes"].split())
+        requested = allowed if scope is None or not scope.strip() else parse_scopes(scope)
+        if requested is None or not requested <= allowed:
+            raise TokenError(400, "invalid_scope", f"scope must be a subset of {' '.join(sorted(allowed))}")
+        token = secrets.token_urlsafe(32)
+        expires_at = self._clock_s() + TOKEN_LIFETIME_S
+        scope_text = " ".join(sorted(requested))
+        await self._pool.execute(
+            "INSERT INTO access_tokens (token_hash, client_id, scopes, expires_at)"
+            " VALUES ($1, $2, $3, $4)",
+            token_digest(token),
+            client_id,
+            scope_text,
+            datetime.fromtimestamp(int(expires_at), UTC),
+        )
+        return {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": TOKEN_LIFETIME_S,
+            "scope": scope_text,
+        }
+
+    async def authenticate(self, token: str) -> Principal | None:
+        digest = token_digest(token)
+        cached = self._tokens.get(digest)
+        now = self._clock_s()
+        if cached is not None:
+            if cached[1] > now:
+                return cached[0]
+            del self._tokens[digest]
+            return None
+        row = await self._pool.fetchrow(
+            "SELECT client_id, scopes, expires_at FROM access_tokens"
+            " WHERE token_hash = $1 AND NOT revoked AND expires_at > now()",
+            digest,
+        )
+        if row is None:
+            return None
+        principal = Principal(row["client_id"], frozenset(row["scopes"].split()))
+        if len(self._tokens) >= TOKEN_CACHE_MAX:
+            self._tokens.pop(next(iter(self._tokens)))
+        expires_at = (row["expires_at"] - datetime(1970, 1, 1, tzinfo=UTC)) / timedelta(seconds=1)
+        self._tokens[digest] = (principal, expires_at)
+        return principal
+
+
+def required_scope(resource: object, method: str) -> str | None:
+    """The scope a route needs; None for public routes."""
+    if getattr(resource, "public", False):
+        return None
+    declared: dict[str, str] = getattr(resource, "scopes", {})
+    return declared.get(method, "read" if method in ("GET", "HEAD") else "write")
+
+
+class AuthMiddleware:
+    def __init__(self, authority: Authority) -> None:
+        self.authority = authority
+
+    async def process_resource(
+        self,
+        req: falcon.asgi.Request,
+        resp: falcon.asgi.Response,
+        resource: object,
+        params: dict[str, Any],
+    ) -> None:
+        req.context.principal = None
+        if resource is None:
+            return
+        scope = required_scope(resource, req.method)
+        if scope is None:
+            return
+        header = req.get_header("Authorization") or ""
+        kind, _, token = header.partition(" ")
+        if kind.lower() != "bearer" or not token.strip():
+            raise Problem(
+                401,
+                "unauthorized",
+                "a bearer token is required",
+                headers={"WWW-Authenticate": 'Bearer realm="strongroom"'},
+            )
+        principal = await self.authority.authenticate(token.strip())
+        if principal is None:
+            raise Problem(
+                401,
+                "invalid_token",
+                "the access token is invalid, expired or revoked",
+                headers={"WWW-Authenticate": 'Bearer realm="strongroom", error="invalid_token"'},
+            )
+        if not principal.allows(scope):
+            raise Problem(
+                403,
+                "insufficient_scope",
+                f"this call needs the {scope} scope",
+                headers={
+                    "WWW-Authenticate": f'Bearer realm="strongroom", error="insufficient_scope", scope="{scope}"'
+                },
+            )
+        req.context.principal = principal

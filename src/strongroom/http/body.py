@@ -1,0 +1,64 @@
+"""Reading request bodies: bounded, strictly typed, unknown fields refused."""
+
+from __future__ import annotations
+
+import re
+from typing import TypeVar
+from urllib.parse import parse_qsl
+
+import falcon.asgi
+import msgspec
+
+from strongroom.http.problems import Problem
+
+BODY_SIZE_MAX = 64 * 1024
+T = TypeVar("T")
+_PATH = re.compile(r" - at `\$(?:\.(?P<field>[^`\[]+))?[^`]*`$")
+
+
+async def read_bytes(req: falcon.asgi.Request, size_max: int = BODY_SIZE_MAX) -> bytes:
+    length = req.content_length
+    if length is not None and length > size_max:
+        raise Problem(413, "body_too_large", f"request body is limited to {size_max} bytes")
+    data = await req.stream.read(size_max + 1)
+    if len(data) > size_max:
+        raise Problem(413, "body_too_large", f"request body is limited to {size_max} bytes")
+    return data
+
+
+def decode(data: bytes, kind: type[T]) -> T:
+    try:
+        return msgspec.json.decode(data, type=kind, strict=True)
+    except msgspec.ValidationError as error:
+        message = str(error)
+        match = _PATH.search(message)
+        field = (match.group("field") if match else None) or "body"
+        text = _PATH.sub("", message)
+        raise Problem(
+            422,
+            "validation_error",
+            message,
+            errors=[{"field": field, "message": text}],
+        ) from None
+    except msgspec.DecodeError as error:
+        raise Problem(400, "malformed_json", f"the body is not valid JSON: {error}") from None
+
+
+async def read_json(req: falcon.asgi.Request, kind: type[T]) -> T:
+    media_type = (req.content_type or "").split(";")[0].strip().lower()
+    if media_type and media_type != "application/json":
+        raise Problem(415, "unsupported_media_type", "send application/json")
+    return decode(await read_bytes(req), kind)
+
+
+async def read_form_or_json(req: falcon.asgi.Request) -> dict[str, str]:
+    """A flat object of strings from JSON or application/x-www-form-urlencoded."""
+    data = await read_bytes(req)
+    media_type = (req.content_type or "").split(";")[0].strip().lower()
+    if media_type == "application/x-www-form-urlencoded":
+        try:
+            pairs = parse_qsl(data.decode(), keep_blank_values=True, strict_parsing=bool(data))
+        except (UnicodeDecodeError, ValueError):
+            raise Problem(400, "malformed_form", "the body is not a valid form") from None
+        return dict(pairs)
+    return decode(data, dict[str, str])

@@ -1,0 +1,69 @@
+"""What every REST resource may use: configuration, pool, trading service, authority."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import asyncpg
+import falcon.asgi
+
+from strongroom.config import TradingConfig
+from strongroom.http.auth import Authority, Principal
+from strongroom.http.problems import Problem, invalid, not_found
+from strongroom.service import Trading
+
+
+@dataclass(slots=True)
+class Readiness:
+    database: bool = False
+    listeners: dict[str, bool] = field(default_factory=dict)
+
+    @property
+    def ready(self) -> bool:
+        return self.database and bool(self.listeners) and all(self.listeners.values())
+
+
+@dataclass(slots=True)
+class Services:
+    config: TradingConfig
+    pool: asyncpg.Pool
+    trading: Trading
+    authority: Authority
+    wallet_owners: dict[str, str]
+    readiness: Readiness = field(default_factory=Readiness)
+
+    def wallet_visible(self, principal: Principal, wallet_id: str) -> bool:
+        owner = self.wallet_owners.get(wallet_id)
+        return owner is not None and (principal.admin or owner == principal.client_id)
+
+    def require_wallet(self, req: falcon.asgi.Request, wallet_id: str) -> str:
+        """The wallet id if the caller may use it; 404 otherwise (existence is not leaked)."""
+        if not self.wallet_visible(req.context.principal, wallet_id):
+            raise not_found(f"wallet {wallet_id}")
+        return wallet_id
+
+    def require_market(self, symbol: str) -> str:
+        if symbol not in self.config.markets:
+            raise not_found(f"market {symbol}")
+        return symbol
+
+
+def int_param(req: falcon.asgi.Request, name: str, default: int, low: int, high: int) -> int:
+    text = req.get_param(name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise invalid(name, "must be an integer") from None
+    if not low <= value <= high:
+        raise invalid(name, f"must be between {low} and {high}")
+    return value
+
+
+def principal(req: falcon.asgi.Request) -> Principal:
+    value = req.context.principal
+    if value is None:
+        raise Problem(401, "unauthorized", "authentication required")
+    assert isinstance(value, Principal)
+    return value

@@ -1,0 +1,118 @@
+"""The OpenAPI 3.1 document of the REST edge and a page that renders it without a CDN."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strongroom import __version__
+
+PROBLEM = {"$ref": "#/components/schemas/Problem"}
+# (path, method, summary, scope or None for public, success status)
+OPERATIONS: tuple[tuple[str, str, str, str | None, int], ...] = (
+    ("/status/", "get", "Readiness: ok once the database and listeners are up", None, 200),
+    ("/o/token/", "post", "OAuth 2.0 client credentials token", None, 200),
+    ("/wallets/", "post", "Create a wallet (sub-account)", "write", 201),
+    ("/wallets/", "get", "List your wallets", "read", 200),
+    ("/wallets/{wallet_id}/", "get", "A wallet with its balances", "read", 200),
+    ("/management/v2/deposits/new", "post", "Create a deposit (accepted: credit now)", "admin", 201),
+    ("/management/v2/deposits/get", "post", "A deposit by tid", "admin", 201),
+    ("/management/v2/accounts/balance", "post", "Balance and locked of a wallet", "admin", 201),
+    ("/orders/", "post", "Place an order (answered after matching)", "write", 201),
+    ("/orders/", "get", "A wallet's orders", "read", 200),
+    ("/orders/{order_id}/", "get", "An order", "read", 200),
+    ("/orders/{order_id}/", "delete", "Cancel an open order", "write", 200),
+    ("/markets/", "get", "Markets with tick and lot sizes", None, 200),
+    ("/markets/{market}/depth", "get", "Order book depth", None, 200),
+    ("/markets/{market}/trades", "get", "Recent trades, newest first", None, 200),
+)
+
+
+def document() -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for path, method, summary, scope, status in OPERATIONS:
+        operation: dict[str, Any] = {
+            "summary": summary,
+            "responses": {
+                str(status): {"description": "success"},
+                "default": {
+                    "description": "RFC 9457 problem details",
+                    "content": {"application/problem+json": {"schema": PROBLEM}},
+                },
+            },
+        }
+        if scope is not None:
+            operation["security"] = [{"oauth2": [scope]}]
+        parameters = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in ("wallet_id", "order_id", "market")
+            if "{" + name + "}" in path
+        ]
+        if parameters:
+            operation["parameters"] = parameters
+        paths.setdefault(path, {})[method] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "strongroom", "version": __version__},
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "oauth2": {
+                    "type": "oauth2",
+                    "flows": {
+                        "clientCredentials": {
+                            "tokenUrl": "/o/token/",
+                            "scopes": {"read": "read", "write": "move money", "admin": "operate"},
+                        }
+                    },
+                }
+            },
+            "schemas": {
+                "Problem": {
+                    "type": "object",
+                    "required": ["type", "title", "status", "detail", "code"],
+                    "properties": {
+                        "type": {"type": "string"},
+                        "title": {"type": "string"},
+                        "status": {"type": "integer"},
+                        "detail": {"type": "string"},
+                        "code": {"type": "string"},
+                        "errors": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "field": {"type": "string"},
+                                    "message": {"type": "string"},
+                                },
+                            },
+                        },
+                    },
+                }
+            },
+        },
+    }
+
+
+DOCS_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>strongroom API</title>
+<style>body{font:15px system-ui,sans-serif;margin:2rem;max-width:60rem}
+code{background:#f3f3f3;padding:0 .3em}td,th{padding:.3em .8em;text-align:left}</style>
+</head><body><h1>strongroom API</h1>
+<p>The machine-readable document is <a href="/openapi.json">/openapi.json</a>.</p>
+<table id="ops"><thead><tr><th>method</th><th>path</th><th>scope</th><th>summary</th></tr></thead>
+<tbody></tbody></table>
+<script>
+fetch('/openapi.json').then(r => r.json()).then(doc => {
+  const body = document.querySelector('#ops tbody');
+  for (const [path, ops] of Object.entries(doc.paths)) {
+    for (const [method, op] of Object.entries(ops)) {
+      const row = body.insertRow();
+      const scope = op.security ? op.security[0].oauth2.join(' ') : 'public';
+      for (const text of [method.toUpperCase(), path, scope, op.summary]) {
+        row.insertCell().textContent = text;
+      }
+    }
+  }
+});
+</script></body></html>
+"""

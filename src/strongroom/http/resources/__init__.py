@@ -1,0 +1,1 @@
+"""Thin REST resources, one module per domain."""

@@ -1,0 +1,85 @@
+"""Readiness, the OAuth token endpoint, the OpenAPI document and its page."""
+
+from __future__ import annotations
+
+import falcon
+import falcon.asgi
+import msgspec
+
+from strongroom.http.auth import TokenError
+from strongroom.http.body import read_form_or_json
+from strongroom.http.context import Services
+from strongroom.http.openapi import DOCS_PAGE, document
+from strongroom.http.problems import Problem
+
+
+class StatusResource:
+    public = True
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        readiness = self.services.readiness
+        resp.media = {
+            "status": "ok" if readiness.ready else "starting",
+            "database": readiness.database,
+            "listeners": readiness.listeners,
+        }
+        if not readiness.ready:
+            resp.status = 503
+
+
+class TokenResource:
+    """RFC 6749 §4.4; errors are RFC 6749 §5.2 objects, not problem details."""
+
+    public = True
+    FIELDS = frozenset({"grant_type", "client_id", "client_secret", "scope"})
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        resp.set_header("Cache-Control", "no-store")
+        resp.set_header("Pragma", "no-cache")
+        try:
+            form = await read_form_or_json(req)
+            unknown = set(form) - self.FIELDS
+            if unknown:
+                raise TokenError(400, "invalid_request", f"unknown fields: {sorted(unknown)}")
+            resp.media = await self.services.authority.issue_token(
+                form.get("grant_type"),
+                form.get("client_id"),
+                form.get("client_secret"),
+                form.get("scope"),
+            )
+        except Problem as problem:
+            error = TokenError(problem.status if problem.status == 413 else 400, "invalid_request", problem.detail)
+            self._error(resp, error)
+        except TokenError as error:
+            self._error(resp, error)
+
+    @staticmethod
+    def _error(resp: falcon.asgi.Response, error: TokenError) -> None:
+        resp.status = error.status
+        resp.data = msgspec.json.encode(
+            {"error": error.error, "error_description": error.description}
+        )
+        resp.content_type = falcon.MEDIA_JSON
+        if error.status == 401:
+            resp.set_header("WWW-Authenticate", 'Basic realm="strongroom"')
+
+
+class OpenApiResource:
+    public = True
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        resp.media = document()
+
+
+class DocsResource:
+    public = True
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        resp.content_type = falcon.MEDIA_HTML
+        resp.text = DOCS_PAGE

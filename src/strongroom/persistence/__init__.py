@@ -1,0 +1,1 @@
+"""PostgreSQL: pool, embedded server, migrations, the journal writer and recovery."""

@@ -1,0 +1,237 @@
+"""The journal writer: one task on the event loop that commits units in groups.
+
+Every unit queued while the previous group was committing forms the next group: one
+transaction, COPY for the append-only tables, then the replies of exactly those units
+are resolved. Nothing is acknowledged before the commit that holds its effects.
+
+A group that cannot be committed stops the process (after retries): the actors'
+memory is then ahead of the database, and only a restart from the committed state is
+safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+from loguru import logger
+
+from strongroom.actors.messages import Account, AccountCode, JournalUnit, Reply
+from strongroom.persistence.errors import CommitFailed
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+GROUP_UNITS_MAX = 2_000
+COMMIT_ATTEMPTS = 3
+
+
+def timestamp(ns: int) -> datetime:
+    return EPOCH + timedelta(microseconds=ns // 1_000)
+
+
+def nanoseconds(moment: datetime) -> int:
+    return (moment - EPOCH) // timedelta(microseconds=1) * 1_000
+
+
+def is_debit_normal(code: AccountCode) -> bool:
+    return code < 200 or code >= 400
+
+
+def balance_deltas(units: Sequence[JournalUnit]) -> dict[Account, int]:
+    deltas: defaultdict[Account, int] = defaultdict(int)
+    for unit in units:
+        for transfer in unit.transfers:
+            for posting in transfer.postings:
+                debit, credit, amount = posting.debit, posting.credit, posting.amount
+                deltas[debit] += amount if is_debit_normal(debit.code) else -amount
+                deltas[credit] += -amount if is_debit_normal(credit.code) else amount
+    return deltas
+
+
+class Journal:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        resolve: Callable[[Sequence[tuple[int, Reply]]], None],
+        on_fatal: Callable[[BaseException], None],
+        *,
+        group_units_max: int = GROUP_UNITS_MAX,
+    ) -> None:
+        self._pool = pool
+        self._resolve = resolve
+        self._on_fatal = on_fatal
+        self._group_units_max = group_units_max
+        self._queue: list[JournalUnit] = []
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._task: asyncio.Task[None] | None = None
+        self.groups_committed = 0
+        self.units_committed = 0
+
+    def submit(self, unit: JournalUnit) -> None:
+        """Queue a unit (on the loop; actors use `Bridge.commit_threadsafe`)."""
+        self._queue.append(unit)
+        self._idle.clear()
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="journal")
+
+    async def drain(self, timeout_s: float = 30.0) -> None:
+        """Wait until everything submitted so far is committed."""
+        await asyncio.wait_for(self._idle.wait(), timeout_s)
+
+    async def stop(self) -> None:
+        await self.drain()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                group = self._queue[: self._group_units_max]
+                del self._queue[: self._group_units_max]
+                try:
+                    await self._commit_with_retries(group)
+                except CommitFailed as error:
+                    self._on_fatal(error)
+                    return
+                self.groups_committed += 1
+                self.units_committed += len(group)
+                for unit in group:
+                    self._resolve(unit.replies)
+            if not self._queue:
+                self._idle.set()
+
+    async def _commit_with_retries(self, group: list[JournalUnit]) -> None:
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            try:
+                await self._commit(group)
+                return
+            except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as error:
+                logger.opt(exception=error).error("journal commit failed", attempt=attempt)
+                if isinstance(error, asyncpg.IntegrityConstraintViolationError):
+                    break  # a retry cannot help; the state in memory is wrong
+                await asyncio.sleep(0.2 * attempt)
+        raise CommitFailed(f"could not commit a group of {len(group)} units")
+
+    async def _commit(self, group: list[JournalUnit]) -> None:
+        transfers: list[tuple[Any, ...]] = []
+        postings: list[tuple[Any, ...]] = []
+        trades: list[tuple[Any, ...]] = []
+        orders: dict[int, tuple[Any, ...]] = {}
+        deposits: dict[int, tuple[Any, ...]] = {}
+        sequences: dict[str, int] = {}
+        for unit in group:
+            for transfer in unit.transfers:
+                # The creation time is the commit's; transfers carry no clock of their own.
+                transfers.append((transfer.transfer_id, transfer.kind, transfer.key))
+                for posting in transfer.postings:
+                    postings.append((
+                        transfer.transfer_id,
+                        int(posting.debit.code), posting.debit.wallet_id,
+                        int(posting.credit.code), posting.credit.wallet_id,
+                        posting.debit.currency, posting.amount, posting.hold_id,
+                    ))  # fmt: skip
+            for trade in unit.trades:
+                trades.append((
+                    trade.market, trade.trade_id, trade.price, trade.quantity,
+                    int(trade.taker_side), trade.maker_order_id, trade.taker_order_id,
+                    timestamp(trade.at_ns),
+                ))  # fmt: skip
+            for order in unit.orders:
+                orders[order.order_id] = (
+                    order.order_id, order.wallet_id, order.market, int(order.side),
+                    int(order.kind), order.price, order.quantity, order.stop_price,
+                    order.display_quantity, int(order.time_in_force), order.post_only,
+                    order.external_id, order.fingerprint, order.status, order.filled,
+                    order.funds, order.remaining, order.visible, order.priority,
+                    timestamp(order.created_ns), timestamp(order.updated_ns), order.reason,
+                )  # fmt: skip
+            for deposit in unit.deposits:
+                deposits[deposit.deposit_id] = (
+                    deposit.deposit_id, deposit.tid, deposit.wallet_id, deposit.currency,
+                    deposit.amount, deposit.state, deposit.fingerprint, deposit.transfer_id,
+                    timestamp(deposit.created_ns),
+                    None if deposit.completed_ns is None else timestamp(deposit.completed_ns),
+                )  # fmt: skip
+            sequences.update(unit.sequences)
+        balances = [
+            (int(account.code), account.wallet_id or "", account.currency, delta)
+            for account, delta in balance_deltas(group).items()
+            if delta
+        ]
+        async with self._pool.acquire() as connection, connection.transaction():
+            if transfers:
+                await connection.executemany(
+                    "INSERT INTO transfers (transfer_id, kind, key, created_at)"
+                    " VALUES ($1, $2, $3, now())",
+                    transfers,
+                )
+            if postings:
+                await connection.copy_records_to_table(
+                    "postings",
+                    records=postings,
+                    columns=[
+                        "transfer_id", "debit_code", "debit_wallet", "credit_code",
+                        "credit_wallet", "currency", "amount", "hold_id",
+                    ],
+                )  # fmt: skip
+            if balances:
+                await connection.executemany(
+                    "INSERT INTO balances (code, wallet_id, currency, amount)"
+                    " VALUES ($1, $2, $3, $4) ON CONFLICT (code, wallet_id, currency)"
+                    " DO UPDATE SET amount = balances.amount + excluded.amount",
+                    balances,
+                )
+            if trades:
+                await connection.copy_records_to_table(
+                    "trades",
+                    records=trades,
+                    columns=[
+                        "market", "trade_id", "price", "quantity", "taker_side",
+                        "maker_order_id", "taker_order_id", "created_at",
+                    ],
+                )  # fmt: skip
+            if orders:
+                await connection.executemany(UPSERT_ORDER, list(orders.values()))
+            if deposits:
+                await connection.executemany(UPSERT_DEPOSIT, list(deposits.values()))
+            if sequences:
+                await connection.executemany(
+                    "INSERT INTO markets (market, sequence) VALUES ($1, $2)"
+                    " ON CONFLICT (market) DO UPDATE SET sequence = excluded.sequence",
+                    list(sequences.items()),
+                )
+
+
+UPSERT_ORDER = """
+INSERT INTO orders (
+    order_id, wallet_id, market, side, kind, price, quantity, stop_price,
+    display_quantity, time_in_force, post_only, external_id, fingerprint, status,
+    filled, funds, remaining, visible, priority, created_at, updated_at, reason
+) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+          $17, $18, $19, $20, $21, $22)
+ON CONFLICT (order_id) DO UPDATE SET
+    price = excluded.price, quantity = excluded.quantity, status = excluded.status,
+    filled = excluded.filled, funds = excluded.funds, remaining = excluded.remaining,
+    visible = excluded.visible, priority = excluded.priority,
+    updated_at = excluded.updated_at, reason = excluded.reason
+"""
+
+UPSERT_DEPOSIT = """
+INSERT INTO deposits (
+    deposit_id, tid, wallet_id, currency, amount, state, fingerprint, transfer_id,
+    created_at, completed_at
+) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+ON CONFLICT (deposit_id) DO UPDATE SET
+    state = excluded.state, transfer_id = excluded.transfer_id,
+    completed_at = excluded.completed_at
+"""

@@ -1,0 +1,113 @@
+"""Reads of committed state for the edges, and the few writes that are not money."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from strongroom.actors.messages import DepositState, OrderState
+from strongroom.persistence.recovery import deposit_from_row, order_from_row
+
+PAGE_SIZE_MAX = 1_000
+
+
+async def insert_wallet(
+    pool: asyncpg.Pool, wallet_id: str, owner: str, name: str, external_id: str | None, now: datetime
+) -> bool:
+    """False when the external id is taken."""
+    status: str = await pool.execute(
+        "INSERT INTO wallets (wallet_id, owner, name, external_id, created_at, updated_at)"
+        " VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT DO NOTHING",
+        wallet_id,
+        owner,
+        name,
+        external_id,
+        now,
+    )
+    return status.endswith(" 1")
+
+
+async def wallet(pool: asyncpg.Pool, wallet_id: str) -> asyncpg.Record | None:
+    return await pool.fetchrow("SELECT * FROM wallets WHERE wallet_id = $1", wallet_id)
+
+
+async def wallet_by_external_id(pool: asyncpg.Pool, external_id: str) -> asyncpg.Record | None:
+    return await pool.fetchrow("SELECT * FROM wallets WHERE external_id = $1", external_id)
+
+
+async def wallets(
+    pool: asyncpg.Pool, owner: str | None, limit: int, offset: int
+) -> list[asyncpg.Record]:
+    return list(
+        await pool.fetch(
+            "SELECT * FROM wallets WHERE ($1::text IS NULL OR owner = $1)"
+            " ORDER BY created_at, wallet_id LIMIT $2 OFFSET $3",
+            owner,
+            limit,
+            offset,
+        )
+    )
+
+
+async def all_wallet_owners(pool: asyncpg.Pool) -> dict[str, str]:
+    return {row["wallet_id"]: row["owner"] for row in await pool.fetch("SELECT wallet_id, owner FROM wallets")}
+
+
+async def member_balances(pool: asyncpg.Pool, wallet_ids: list[str]) -> dict[str, dict[str, dict[int, int]]]:
+    """wallet → currency → account code → amount, for member accounts."""
+    result: dict[str, dict[str, dict[int, int]]] = {wallet_id: {} for wallet_id in wallet_ids}
+    for row in await pool.fetch(
+        "SELECT code, wallet_id, currency, amount FROM balances WHERE wallet_id = ANY($1::text[])",
+        wallet_ids,
+    ):
+        result[row["wallet_id"]].setdefault(row["currency"], {})[row["code"]] = row["amount"]
+    return result
+
+
+async def order(pool: asyncpg.Pool, order_id: int) -> OrderState | None:
+    row = await pool.fetchrow("SELECT * FROM orders WHERE order_id = $1", order_id)
+    return None if row is None else order_from_row(row)
+
+
+async def order_by_external_id(
+    pool: asyncpg.Pool, wallet_id: str, external_id: str
+) -> OrderState | None:
+    row = await pool.fetchrow(
+        "SELECT * FROM orders WHERE wallet_id = $1 AND external_id = $2 ORDER BY order_id LIMIT 1",
+        wallet_id,
+        external_id,
+    )
+    return None if row is None else order_from_row(row)
+
+
+async def orders(
+    pool: asyncpg.Pool, wallet_id: str, status: str | None, limit: int, offset: int
+) -> list[OrderState]:
+    rows = await pool.fetch(
+        "SELECT * FROM orders WHERE wallet_id = $1 AND ($2::text IS NULL OR status = $2)"
+        " ORDER BY order_id DESC LIMIT $3 OFFSET $4",
+        wallet_id,
+        status,
+        limit,
+        offset,
+    )
+    return [order_from_row(row) for row in rows]
+
+
+async def trades(pool: asyncpg.Pool, market: str, limit: int) -> list[asyncpg.Record]:
+    return list(
+        await pool.fetch(
+            "SELECT * FROM trades WHERE market = $1 ORDER BY trade_id DESC LIMIT $2", market, limit
+        )
+    )
+
+
+async def deposit_by_tid(pool: asyncpg.Pool, tid: str) -> DepositState | None:
+    row = await pool.fetchrow("SELECT * FROM deposits WHERE tid = $1", tid)
+    return None if row is None else deposit_from_row(row)
+
+
+def page(params: dict[str, Any]) -> tuple[int, int]:
+    return params.get("limit", 100), params.get("offset", 0)

@@ -1,0 +1,220 @@
+"""`strongroom serve`: database, recovery, actors, journal and listeners in one process.
+
+Start order: PostgreSQL (embedded unless a URL is given) → migrations → recovery →
+actors → journal → REST. Stop order (SIGINT/SIGTERM): stop accepting, let in-flight
+requests finish (their commands complete and commit), drain the journal, stop the
+actors, close the pool: exit 0. A broken invariant stops the process at once
+(exit 70) so that the next start recovers from what was committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+from collections.abc import Generator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+from loguru import logger
+
+from strongroom import config as trading_config
+from strongroom.actors.book import OrderBook
+from strongroom.actors.clearing import Clearing
+from strongroom.actors.ledger import Ledger
+from strongroom.actors.messages import BookOrder
+from strongroom.actors.runtime import pykka as pykka_runtime
+from strongroom.actors.system import Bridge
+from strongroom.http.app import create_app
+from strongroom.http.auth import Authority
+from strongroom.http.context import Services
+from strongroom.persistence import repositories
+from strongroom.persistence.database import EmbeddedPostgres, create_pool, migrate
+from strongroom.persistence.journal import Journal
+from strongroom.persistence.recovery import MarketCounters, RecoveredState, recover
+from strongroom.service import Trading
+
+EXIT_FATAL = 70
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    data_dir: Path
+    database_url: str | None
+    host: str
+    http_port: int
+    ws_port: int
+    mtf_port: int
+    config_path: Path | None
+    admin_client_id: str | None = None
+    admin_client_secret: str | None = None
+    vault_shards: int = 4
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the service owns shutdown."""
+
+    @contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def fatal(error: BaseException) -> None:
+    """Fail-stop: memory may be ahead of the journal; only recovery is safe now."""
+    logger.opt(exception=error).critical("fatal error, stopping at once")
+    os._exit(EXIT_FATAL)
+
+
+def build_books(
+    config: trading_config.TradingConfig, state: RecoveredState
+) -> dict[str, OrderBook]:
+    books: dict[str, OrderBook] = {}
+    for symbol, market in config.markets.items():
+        counters = state.markets.get(symbol, MarketCounters())
+        book = OrderBook(
+            market.market_id,
+            collar_bps=config.fees.market_collar_bps,
+            first_trade_id=counters.next_trade_id,
+            first_priority=counters.next_priority,
+        )
+        book.restore_counters(
+            last_price=counters.last_price,
+            next_trade_id=counters.next_trade_id,
+            next_priority=counters.next_priority,
+            sequence=counters.sequence,
+        )
+        books[symbol] = book
+    for order in state.live_orders:  # ascending priority within each market
+        terms = BookOrder(
+            order.order_id, order.wallet_id, order.side, order.kind, order.price,
+            order.quantity, order.stop_price, order.display_quantity,
+            order.time_in_force, order.post_only,
+        )  # fmt: skip
+        book = books[order.market]
+        if order.status == "pending":
+            book.restore_pending(terms, order.remaining, order.priority)
+        else:
+            book.restore_resting(terms, order.remaining, order.visible, order.priority)
+    return books
+
+
+async def bootstrap_admin(authority: Authority, settings: Settings) -> None:
+    if settings.admin_client_id and settings.admin_client_secret:
+        await authority.ensure_application(
+            "admin", settings.admin_client_id, settings.admin_client_secret, "read write admin"
+        )
+        return
+    if await authority.application_count() > 0:
+        return
+    client_id, secret = await authority.create_application("admin", "read write admin")
+    path = settings.data_dir / "admin-credentials.json"
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        json.dump({"client_id": client_id, "client_secret": secret}, file)
+    os.chmod(path, 0o600)
+    logger.info("admin credentials written", path=str(path))
+
+
+async def serve(settings: Settings) -> int:
+    started = time.monotonic()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    config = trading_config.load(settings.config_path)
+    embedded: EmbeddedPostgres | None = None
+    url = settings.database_url
+    if url is None:
+        embedded = EmbeddedPostgres(settings.data_dir)
+        url = await asyncio.to_thread(embedded.start)
+    pool = await create_pool(url)
+    await migrate(pool)
+    async with pool.acquire() as connection:
+        state = await recover(connection)
+
+    loop = asyncio.get_running_loop()
+    journal: Journal | None = None
+
+    def commit(unit: object) -> None:
+        assert journal is not None
+        journal.submit(unit)  # type: ignore[arg-type]
+
+    bridge = Bridge(loop, commit)
+    journal = Journal(pool, bridge.resolve, fatal)
+    ledger = Ledger(config.currencies)
+    ledger.restore(state.balances, state.holds, [])
+    clearing = Clearing(config, ledger, next_transfer_id=state.next_transfer_id)
+    clearing.restore(state.live_orders, state.deposits)
+    books = build_books(config, state)
+    runtime, _tops = pykka_runtime.start(
+        config,
+        clearing,
+        books,
+        [pykka_runtime.RestoreOpenOrder(o.wallet_id, o.order_id, o.market) for o in state.live_orders],
+        bridge,
+        lambda error: loop.call_soon_threadsafe(fatal, error),
+        shards=settings.vault_shards,
+    )
+    journal.start()
+    authority = Authority(pool)
+    await bootstrap_admin(authority, settings)
+    trading = Trading(
+        config,
+        bridge,
+        runtime.directory,
+        next_order_id=state.next_order_id,
+        next_deposit_id=state.next_deposit_id,
+    )
+    services = Services(
+        config=config,
+        pool=pool,
+        trading=trading,
+        authority=authority,
+        wallet_owners=await repositories.all_wallet_owners(pool),
+    )
+    services.readiness.database = True
+    services.readiness.listeners["http"] = False
+    server = _Server(
+        uvicorn.Config(
+            create_app(services),
+            host=settings.host,
+            port=settings.http_port,
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=20,
+            limit_concurrency=2_000,
+        )
+    )
+
+    def request_stop(signal_number: int) -> None:
+        logger.info("stopping", signal=signal.Signals(signal_number).name)
+        trading.accepting = False
+        server.should_exit = True
+
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signal_number, request_stop, signal_number)
+
+    serving = asyncio.create_task(server.serve())
+    while not server.started and not serving.done():
+        await asyncio.sleep(0.01)
+    if serving.done():
+        await serving  # raises the reason it could not start
+        return 1
+    services.readiness.listeners["http"] = True
+    logger.info(
+        "ready",
+        http=f"http://{settings.host}:{settings.http_port}",
+        startup_s=round(time.monotonic() - started, 3),
+        live_orders=len(state.live_orders),
+    )
+    await serving
+    await journal.drain()
+    runtime.stop()
+    await journal.stop()
+    await pool.close()
+    if embedded is not None:
+        await asyncio.to_thread(embedded.stop)
+    logger.info("stopped")
+    return 0

@@ -1,0 +1,126 @@
+"""The trading service as the edges see it: async calls answered after commit."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from strongroom.actors.messages import (
+    CancelRequest,
+    DepositRequest,
+    OrderKind,
+    OrderRequest,
+    Reply,
+    Side,
+    TimeInForce,
+)
+from strongroom.actors.runtime.pykka import Directory, Inspect
+from strongroom.actors.system import ActorAddress, Bridge, shard_of
+from strongroom.config import TradingConfig
+from strongroom.errors import StrongroomError
+
+T = TypeVar("T")
+REPLY_TIMEOUT_S = 15.0
+
+
+class ServiceUnavailable(StrongroomError):
+    code = "service_unavailable"
+
+
+class Trading:
+    def __init__(
+        self,
+        config: TradingConfig,
+        bridge: Bridge,
+        directory: Directory,
+        *,
+        next_order_id: int,
+        next_deposit_id: int,
+        reply_timeout_s: float = REPLY_TIMEOUT_S,
+        clock_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.config = config
+        self._bridge = bridge
+        self._directory = directory
+        self._order_ids = itertools.count(next_order_id)
+        self._deposit_ids = itertools.count(next_deposit_id)
+        self._timeout_s = reply_timeout_s
+        self._clock_ns = clock_ns
+        self.accepting = True
+
+    async def _call(self, address: ActorAddress, make: Callable[[int], Any]) -> Any:
+        if not self.accepting:
+            raise ServiceUnavailable("the service is shutting down")
+        token, future = self._bridge.token()
+        self._bridge.send(address, make(token))
+        try:
+            return await asyncio.wait_for(future, self._timeout_s)
+        except TimeoutError:
+            self._bridge.forget(token)
+            raise ServiceUnavailable("no answer in time; the command may still complete") from None
+
+    def _shard(self, wallet_id: str) -> ActorAddress:
+        shards = self._directory.shards
+        return shards[shard_of(wallet_id, len(shards))]
+
+    async def place(
+        self,
+        *,
+        wallet_id: str,
+        market: str,
+        side: Side,
+        kind: OrderKind,
+        price: int,
+        quantity: int,
+        stop_price: int = 0,
+        display_quantity: int = 0,
+        time_in_force: TimeInForce = TimeInForce.GTC,
+        post_only: bool = False,
+        external_id: str | None = None,
+        fingerprint: str = "",
+    ) -> Reply:
+        order_id = next(self._order_ids)
+        at_ns = self._clock_ns()
+        result: Reply = await self._call(
+            self._shard(wallet_id),
+            lambda token: OrderRequest(
+                token, order_id, wallet_id, market, side, kind, price, quantity, stop_price,
+                display_quantity, time_in_force, post_only, external_id, fingerprint, at_ns,
+            ),  # fmt: skip
+        )
+        return result
+
+    async def cancel(self, wallet_id: str, order_id: int) -> Reply:
+        at_ns = self._clock_ns()
+        result: Reply = await self._call(
+            self._shard(wallet_id), lambda token: CancelRequest(token, wallet_id, order_id, at_ns)
+        )
+        return result
+
+    async def deposit(
+        self, *, tid: str, wallet_id: str, currency: str, amount: int, accept: bool, fingerprint: str
+    ) -> Reply:
+        deposit_id = next(self._deposit_ids)
+        at_ns = self._clock_ns()
+        assert self._directory.ledger is not None
+        result: Reply = await self._call(
+            self._directory.ledger,
+            lambda token: DepositRequest(
+                token, deposit_id, tid, wallet_id, currency, amount, accept, fingerprint, at_ns
+            ),
+        )
+        return result
+
+    async def inspect_book(self, market: str, function: Callable[[Any], T]) -> T:
+        result: T = await self._call(
+            self._directory.books[market], lambda token: Inspect(token, function)
+        )
+        return result
+
+    async def inspect_ledger(self, function: Callable[[Any], T]) -> T:
+        assert self._directory.ledger is not None
+        result: T = await self._call(self._directory.ledger, lambda token: Inspect(token, function))
+        return result
