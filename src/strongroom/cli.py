@@ -33,9 +33,15 @@ def parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--database-url", default=_env("STRONGROOM_DATABASE_URL"))
     serve.add_argument("--host", default=_env("STRONGROOM_HOST", "127.0.0.1"))
-    serve.add_argument("--http-port", type=_port, default=_port(_env("STRONGROOM_HTTP_PORT", "8080") or ""))
-    serve.add_argument("--ws-port", type=_port, default=_port(_env("STRONGROOM_WS_PORT", "8765") or ""))
-    serve.add_argument("--mtf-port", type=_port, default=_port(_env("STRONGROOM_MTF_PORT", "9100") or ""))
+    serve.add_argument(
+        "--http-port", type=_port, default=_port(_env("STRONGROOM_HTTP_PORT", "8080") or "")
+    )
+    serve.add_argument(
+        "--ws-port", type=_port, default=_port(_env("STRONGROOM_WS_PORT", "8765") or "")
+    )
+    serve.add_argument(
+        "--mtf-port", type=_port, default=_port(_env("STRONGROOM_MTF_PORT", "9100") or "")
+    )
     serve.add_argument(
         "--config",
         type=Path,

@@ -17,10 +17,10 @@ AMOUNT_MINOR_MAX = 2**62
 def parse_decimal(field: str, text: object) -> Decimal:
     """A finite decimal from a JSON string; numbers are refused so no float can sneak in."""
     if not isinstance(text, str):
-        raise ValidationError(field, "must be a decimal string, e.g. \"1.25\"")
+        raise ValidationError(field, 'must be a decimal string, e.g. "1.25"')
     stripped = text.strip()
     if not stripped or len(stripped) > 64 or stripped != text:
-        raise ValidationError(field, "must be a decimal string, e.g. \"1.25\"")
+        raise ValidationError(field, 'must be a decimal string, e.g. "1.25"')
     try:
         value = Decimal(stripped)
     except InvalidOperation:

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 import uvicorn
 from loguru import logger
 
@@ -26,7 +27,7 @@ from strongroom import config as trading_config
 from strongroom.actors.book import OrderBook
 from strongroom.actors.clearing import Clearing
 from strongroom.actors.ledger import Ledger
-from strongroom.actors.messages import BookOrder
+from strongroom.actors.messages import BookOrder, JournalUnit
 from strongroom.actors.runtime import pykka as pykka_runtime
 from strongroom.actors.system import Bridge
 from strongroom.http.app import create_app
@@ -119,6 +120,70 @@ async def bootstrap_admin(authority: Authority, settings: Settings) -> None:
     logger.info("admin credentials written", path=str(path))
 
 
+@dataclass(slots=True)
+class Core:
+    """The running trading core: database pool, actors, journal and the service facade."""
+
+    config: trading_config.TradingConfig
+    pool: asyncpg.Pool
+    journal: Journal
+    runtime: pykka_runtime.PykkaRuntime
+    trading: Trading
+    recovered: RecoveredState
+
+    async def stop(self) -> None:
+        """Finish what was accepted: drain the journal, stop the actors, close the pool."""
+        self.trading.accepting = False
+        await self.journal.drain()
+        self.runtime.stop()
+        await self.journal.stop()
+        await self.pool.close()
+
+
+async def start_core(
+    config: trading_config.TradingConfig, database_url: str, *, vault_shards: int = 4
+) -> Core:
+    """Migrate, recover and start the actors and the journal (no listeners)."""
+    pool = await create_pool(database_url)
+    await migrate(pool)
+    async with pool.acquire() as connection:
+        state = await recover(connection)
+    loop = asyncio.get_running_loop()
+    journal: Journal | None = None
+
+    def commit(unit: JournalUnit) -> None:
+        assert journal is not None
+        journal.submit(unit)
+
+    bridge = Bridge(loop, commit)
+    journal = Journal(pool, bridge.resolve, fatal)
+    ledger = Ledger(config.currencies)
+    ledger.restore(state.balances, state.holds, [])
+    clearing = Clearing(config, ledger, next_transfer_id=state.next_transfer_id)
+    clearing.restore(state.live_orders, state.deposits)
+    runtime, _tops = pykka_runtime.start(
+        config,
+        clearing,
+        build_books(config, state),
+        [
+            pykka_runtime.RestoreOpenOrder(o.wallet_id, o.order_id, o.market)
+            for o in state.live_orders
+        ],
+        bridge,
+        fatal,
+        shards=vault_shards,
+    )
+    journal.start()
+    trading = Trading(
+        config,
+        bridge,
+        runtime.directory,
+        next_order_id=state.next_order_id,
+        next_deposit_id=state.next_deposit_id,
+    )
+    return Core(config, pool, journal, runtime, trading, state)
+
+
 async def serve(settings: Settings) -> int:
     started = time.monotonic()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -128,44 +193,11 @@ async def serve(settings: Settings) -> int:
     if url is None:
         embedded = EmbeddedPostgres(settings.data_dir)
         url = await asyncio.to_thread(embedded.start)
-    pool = await create_pool(url)
-    await migrate(pool)
-    async with pool.acquire() as connection:
-        state = await recover(connection)
-
+    core = await start_core(config, url, vault_shards=settings.vault_shards)
+    pool, trading, state = core.pool, core.trading, core.recovered
     loop = asyncio.get_running_loop()
-    journal: Journal | None = None
-
-    def commit(unit: object) -> None:
-        assert journal is not None
-        journal.submit(unit)  # type: ignore[arg-type]
-
-    bridge = Bridge(loop, commit)
-    journal = Journal(pool, bridge.resolve, fatal)
-    ledger = Ledger(config.currencies)
-    ledger.restore(state.balances, state.holds, [])
-    clearing = Clearing(config, ledger, next_transfer_id=state.next_transfer_id)
-    clearing.restore(state.live_orders, state.deposits)
-    books = build_books(config, state)
-    runtime, _tops = pykka_runtime.start(
-        config,
-        clearing,
-        books,
-        [pykka_runtime.RestoreOpenOrder(o.wallet_id, o.order_id, o.market) for o in state.live_orders],
-        bridge,
-        lambda error: loop.call_soon_threadsafe(fatal, error),
-        shards=settings.vault_shards,
-    )
-    journal.start()
     authority = Authority(pool)
     await bootstrap_admin(authority, settings)
-    trading = Trading(
-        config,
-        bridge,
-        runtime.directory,
-        next_order_id=state.next_order_id,
-        next_deposit_id=state.next_deposit_id,
-    )
     services = Services(
         config=config,
         pool=pool,
@@ -210,10 +242,7 @@ async def serve(settings: Settings) -> int:
         live_orders=len(state.live_orders),
     )
     await serving
-    await journal.drain()
-    runtime.stop()
-    await journal.stop()
-    await pool.close()
+    await core.stop()
     if embedded is not None:
         await asyncio.to_thread(embedded.stop)
     logger.info("stopped")

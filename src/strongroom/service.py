@@ -87,9 +87,22 @@ class Trading:
         result: Reply = await self._call(
             self._shard(wallet_id),
             lambda token: OrderRequest(
-                token, order_id, wallet_id, market, side, kind, price, quantity, stop_price,
-                display_quantity, time_in_force, post_only, external_id, fingerprint, at_ns,
-            ),  # fmt: skip
+                token,
+                order_id,
+                wallet_id,
+                market,
+                side,
+                kind,
+                price,
+                quantity,
+                stop_price,
+                display_quantity,
+                time_in_force,
+                post_only,
+                external_id,
+                fingerprint,
+                at_ns,
+            ),
         )
         return result
 
@@ -101,7 +114,14 @@ class Trading:
         return result
 
     async def deposit(
-        self, *, tid: str, wallet_id: str, currency: str, amount: int, accept: bool, fingerprint: str
+        self,
+        *,
+        tid: str,
+        wallet_id: str,
+        currency: str,
+        amount: int,
+        accept: bool,
+        fingerprint: str,
     ) -> Reply:
         deposit_id = next(self._deposit_ids)
         at_ns = self._clock_ns()

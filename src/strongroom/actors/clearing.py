@@ -200,7 +200,9 @@ class Clearing:
         unit.orders.extend(touched.values())
         return unit, ended
 
-    def _reply(self, command: object, events: tuple[object, ...], touched: dict[int, OrderState]) -> Reply:
+    def _reply(
+        self, command: object, events: tuple[object, ...], touched: dict[int, OrderState]
+    ) -> Reply:
         if isinstance(command, PlaceOrder):
             return touched[command.order.order_id]
         if isinstance(command, CancelOrder):
@@ -221,7 +223,9 @@ class Clearing:
         existing = self.deposits.get(request.tid)
         if existing is not None:
             if existing.fingerprint != request.fingerprint:
-                return Refused("idempotency_conflict", f"tid {request.tid} was used with other content")
+                return Refused(
+                    "idempotency_conflict", f"tid {request.tid} was used with other content"
+                )
             return existing
         unit = JournalUnit([], [], [], [], {}, [])
         transfer_id: int | None = None
@@ -250,7 +254,9 @@ class Clearing:
 
     # ------------------------------------------------------------------ helpers
 
-    def _transfer(self, kind: str, postings: tuple[Posting, ...], key: str | None = None) -> Transfer:
+    def _transfer(
+        self, kind: str, postings: tuple[Posting, ...], key: str | None = None
+    ) -> Transfer:
         transfer = Transfer(self._next_transfer_id, kind, postings, key)
         self._next_transfer_id += 1
         return transfer

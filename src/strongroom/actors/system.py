@@ -48,7 +48,9 @@ class Bridge:
     Only `*_threadsafe` methods may be called from actor threads.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, commit: Callable[[JournalUnit], None]) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, commit: Callable[[JournalUnit], None]
+    ) -> None:
         self._loop = loop
         self._commit = commit
         self._waiting: dict[int, asyncio.Future[Any]] = {}

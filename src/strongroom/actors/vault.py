@@ -152,7 +152,9 @@ def _check_terms(request: OrderRequest) -> Refused | None:
         return Refused("invalid_price", "stop_price is required for stop orders")
     if kind in (OrderKind.LIMIT, OrderKind.MARKET) and request.stop_price != 0:
         return Refused("invalid_price", "stop_price is only for stop orders")
-    if request.post_only and (kind is not OrderKind.LIMIT or request.time_in_force != TimeInForce.GTC):
+    if request.post_only and (
+        kind is not OrderKind.LIMIT or request.time_in_force != TimeInForce.GTC
+    ):
         return Refused("not_allowed", "post_only applies to GTC limit orders only")
     if request.display_quantity and kind is not OrderKind.LIMIT:
         return Refused("not_allowed", "display_quantity applies to limit orders only")
@@ -172,10 +174,18 @@ def settlement(
     base, quote = currencies[market.base], currencies[market.quote]
     if trade.taker_side is Side.BUY:
         buyer, buyer_order, buyer_bps = trade.taker_wallet_id, trade.taker_order_id, fees.taker_bps
-        seller, seller_order, seller_bps = trade.maker_wallet_id, trade.maker_order_id, fees.maker_bps
+        seller, seller_order, seller_bps = (
+            trade.maker_wallet_id,
+            trade.maker_order_id,
+            fees.maker_bps,
+        )
     else:
         buyer, buyer_order, buyer_bps = trade.maker_wallet_id, trade.maker_order_id, fees.maker_bps
-        seller, seller_order, seller_bps = trade.taker_wallet_id, trade.taker_order_id, fees.taker_bps
+        seller, seller_order, seller_bps = (
+            trade.taker_wallet_id,
+            trade.taker_order_id,
+            fees.taker_bps,
+        )
     notional = market.quote_minor(trade.price, trade.quantity)
     base_amount = market.base_minor(trade.quantity)
     seller_fee = notional * seller_bps // BASIS_POINTS

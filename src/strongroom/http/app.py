@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import falcon
 import falcon.asgi
@@ -42,14 +43,12 @@ class RequestIdMiddleware:
 
 def _json_handler() -> falcon.media.JSONHandler:
     encoder = msgspec.json.Encoder()
-    return falcon.media.JSONHandler(dumps=encoder.encode, loads=msgspec.json.decode)  # type: ignore[arg-type]
+    return falcon.media.JSONHandler(dumps=encoder.encode, loads=msgspec.json.decode)
 
 
-def create_app(services: Services) -> falcon.asgi.App:
-    app = falcon.asgi.App(
-        middleware=[RequestIdMiddleware(), AuthMiddleware(services.authority)],
-        cors_enable=False,
-    )
+def create_app(services: Services) -> falcon.asgi.App[Any, Any]:
+    middleware: list[Any] = [RequestIdMiddleware(), AuthMiddleware(services.authority)]
+    app: falcon.asgi.App[Any, Any] = falcon.asgi.App(middleware=middleware, cors_enable=False)
     handler = _json_handler()
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = handler
     app.req_options.strip_url_path_trailing_slash = False

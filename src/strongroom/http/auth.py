@@ -128,7 +128,9 @@ class Authority:
         allowed = frozenset(row["scopes"].split())
         requested = allowed if scope is None or not scope.strip() else parse_scopes(scope)
         if requested is None or not requested <= allowed:
-            raise TokenError(400, "invalid_scope", f"scope must be a subset of {' '.join(sorted(allowed))}")
+            raise TokenError(
+                400, "invalid_scope", f"scope must be a subset of {' '.join(sorted(allowed))}"
+            )
         token = secrets.token_urlsafe(32)
         expires_at = self._clock_s() + TOKEN_LIFETIME_S
         scope_text = " ".join(sorted(requested))
@@ -219,7 +221,9 @@ class AuthMiddleware:
                 "insufficient_scope",
                 f"this call needs the {scope} scope",
                 headers={
-                    "WWW-Authenticate": f'Bearer realm="strongroom", error="insufficient_scope", scope="{scope}"'
+                    "WWW-Authenticate": (
+                        f'Bearer realm="strongroom", error="insufficient_scope", scope="{scope}"'
+                    )
                 },
             )
         req.context.principal = principal

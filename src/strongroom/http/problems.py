@@ -9,7 +9,7 @@ import falcon.asgi
 import msgspec
 from loguru import logger
 
-from strongroom.errors import ValidationError
+from strongroom.errors import StrongroomError, ValidationError
 
 PROBLEM_TYPE_BASE = "https://strongroom.dev/problems/"
 TITLES = {
@@ -89,6 +89,21 @@ async def handle_validation(
     render(resp, invalid(error.field, error.message), req.path)
 
 
+STATUS_BY_CODE = {"service_unavailable": 503}
+
+
+async def handle_domain_error(
+    req: falcon.asgi.Request,
+    resp: falcon.asgi.Response,
+    error: StrongroomError,
+    params: dict[str, Any],
+) -> None:
+    status = STATUS_BY_CODE.get(error.code, 500)
+    if status == 500:
+        logger.opt(exception=error).error("unmapped domain error", path=req.path)
+    render(resp, Problem(status, error.code, str(error)), req.path)
+
+
 async def handle_http_error(
     req: falcon.asgi.Request,
     resp: falcon.asgi.Response,
@@ -114,9 +129,10 @@ async def handle_unexpected(
     render(resp, Problem(500, "internal_error", "an unexpected error occurred"), req.path)
 
 
-def install(app: falcon.asgi.App) -> None:
+def install(app: falcon.asgi.App[Any, Any]) -> None:
     # Falcon picks the most specific handler by the exception's class hierarchy.
     app.add_error_handler(Exception, handle_unexpected)
     app.add_error_handler(falcon.HTTPError, handle_http_error)
+    app.add_error_handler(StrongroomError, handle_domain_error)
     app.add_error_handler(ValidationError, handle_validation)
     app.add_error_handler(Problem, handle_problem)

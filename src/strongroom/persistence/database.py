@@ -26,10 +26,10 @@ class EmbeddedPostgres:
         self._server: Any = None
 
     def start(self) -> str:
-        import pgserver
+        from pgserver import get_server  # type: ignore[attr-defined]
 
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._server = pgserver.get_server(self.directory, cleanup_mode="stop")
+        self._server = get_server(self.directory, cleanup_mode="stop")
         uri: str = self._server.get_uri()
         return uri
 
@@ -58,9 +58,10 @@ async def migrate(pool: Pool) -> list[str]:
                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
                 " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
             )
-            done = {row["version"] for row in await connection.fetch(
-                "SELECT version FROM schema_migrations"
-            )}
+            done = {
+                row["version"]
+                for row in await connection.fetch("SELECT version FROM schema_migrations")
+            }
             folder = resources.files("strongroom.persistence") / "migrations"
             for entry in sorted(folder.iterdir(), key=lambda item: item.name):
                 if not entry.name.endswith(".sql") or entry.name in done:

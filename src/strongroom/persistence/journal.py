@@ -115,7 +115,7 @@ class Journal:
             try:
                 await self._commit(group)
                 return
-            except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as error:
+            except (TimeoutError, OSError, asyncpg.PostgresError) as error:
                 logger.opt(exception=error).error("journal commit failed", attempt=attempt)
                 if isinstance(error, asyncpg.IntegrityConstraintViolationError):
                     break  # a retry cannot help; the state in memory is wrong

@@ -69,7 +69,9 @@ SELECT hold_id, code, wallet, currency, sum(amount)::bigint AS amount FROM (
 """
 
 
-async def recover(connection: asyncpg.Connection) -> RecoveredState:
+async def recover(
+    connection: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy,
+) -> RecoveredState:
     state = RecoveredState()
     async with connection.transaction(isolation="repeatable_read", readonly=True):
         for row in await connection.fetch(BALANCES_FROM_POSTINGS):
@@ -89,7 +91,8 @@ async def recover(connection: asyncpg.Connection) -> RecoveredState:
             account = Account(AccountCode(row["code"]), row["currency"], row["wallet"])
             state.holds.append((row["hold_id"], account, row["amount"]))
         for row in await connection.fetch(
-            "SELECT * FROM orders WHERE status IN ('open', 'pending') ORDER BY market, priority, order_id"
+            "SELECT * FROM orders WHERE status IN ('open', 'pending')"
+            " ORDER BY market, priority, order_id"
         ):
             state.live_orders.append(order_from_row(row))
         for row in await connection.fetch("SELECT * FROM deposits"):

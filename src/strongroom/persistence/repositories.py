@@ -14,7 +14,12 @@ PAGE_SIZE_MAX = 1_000
 
 
 async def insert_wallet(
-    pool: asyncpg.Pool, wallet_id: str, owner: str, name: str, external_id: str | None, now: datetime
+    pool: asyncpg.Pool,
+    wallet_id: str,
+    owner: str,
+    name: str,
+    external_id: str | None,
+    now: datetime,
 ) -> bool:
     """False when the external id is taken."""
     status: str = await pool.execute(
@@ -52,10 +57,15 @@ async def wallets(
 
 
 async def all_wallet_owners(pool: asyncpg.Pool) -> dict[str, str]:
-    return {row["wallet_id"]: row["owner"] for row in await pool.fetch("SELECT wallet_id, owner FROM wallets")}
+    return {
+        row["wallet_id"]: row["owner"]
+        for row in await pool.fetch("SELECT wallet_id, owner FROM wallets")
+    }
 
 
-async def member_balances(pool: asyncpg.Pool, wallet_ids: list[str]) -> dict[str, dict[str, dict[int, int]]]:
+async def member_balances(
+    pool: asyncpg.Pool, wallet_ids: list[str]
+) -> dict[str, dict[str, dict[int, int]]]:
     """wallet → currency → account code → amount, for member accounts."""
     result: dict[str, dict[str, dict[int, int]]] = {wallet_id: {} for wallet_id in wallet_ids}
     for row in await pool.fetch(

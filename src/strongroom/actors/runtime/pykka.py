@@ -31,8 +31,8 @@ from strongroom.actors.messages import (
     CancelRequest,
     DepositRequest,
     JournalUnit,
-    OrdersEnded,
     OrderRequest,
+    OrdersEnded,
     PlaceOrder,
     Refused,
     Reply,
@@ -122,7 +122,9 @@ class BookActor(_Actor):
             return
         top = self.top
         top.best_bid, top.best_ask, top.last_price = (
-            self.book.best_bid(), self.book.best_ask(), self.book.last_price
+            self.book.best_bid(),
+            self.book.best_ask(),
+            self.book.last_price,
         )
         self._ledger().tell(
             (BookResults(self.market, tuple(results), self.book.sequence, self.clock_ns()),)
@@ -130,7 +132,9 @@ class BookActor(_Actor):
 
 
 class LedgerActor(_Actor):
-    def __init__(self, clearing: Clearing, bridge: Bridge, directory: Directory, fatal: Fatal) -> None:
+    def __init__(
+        self, clearing: Clearing, bridge: Bridge, directory: Directory, fatal: Fatal
+    ) -> None:
         super().__init__(bridge, directory, fatal)
         self.clearing = clearing
 
@@ -238,7 +242,10 @@ class VaultShardActor(_Actor):
                 market = self.vault(item.wallet_id, now_s).open_orders.get(item.order_id)
                 if market is None:
                     replies.append(
-                        (item.token, Refused("order_not_open", f"order {item.order_id} is not open"))
+                        (
+                            item.token,
+                            Refused("order_not_open", f"order {item.order_id} is not open"),
+                        )
                     )
                 else:
                     cancels[market].append((item.token, CancelOrder(item.order_id, item.wallet_id)))
@@ -299,15 +306,15 @@ def start(
     actors.append(ledger)
     directory.ledger = ledger
     for market, book in books.items():
-        reference = BookActor.start(
+        reference: pykka.ActorRef[Any] = BookActor.start(
             market, book, tops[market], bridge, directory, fatal, clock_ns
         )
         directory.books[market] = reference
         actors.append(reference)
     for _ in range(shards):
-        reference = VaultShardActor.start(config, tops, bridge, directory, fatal)
-        directory.shards.append(reference)
-        actors.append(reference)
+        shard: pykka.ActorRef[Any] = VaultShardActor.start(config, tops, bridge, directory, fatal)
+        directory.shards.append(shard)
+        actors.append(shard)
     by_shard: defaultdict[int, list[RestoreOpenOrder]] = defaultdict(list)
     for restore in open_orders:
         by_shard[shard_of(restore.wallet_id, shards)].append(restore)

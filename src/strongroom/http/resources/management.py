@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from typing import ClassVar
 
 import falcon
 import falcon.asgi
@@ -39,7 +40,7 @@ def _fields(form: dict[str, str], allowed: set[str], required: set[str]) -> None
 
 
 class DepositsNewResource:
-    scopes = {"POST": "admin"}
+    scopes: ClassVar[dict[str, str]] = {"POST": "admin"}
 
     def __init__(self, services: Services) -> None:
         self.services = services
@@ -78,7 +79,7 @@ class DepositsNewResource:
 
 
 class DepositsGetResource:
-    scopes = {"POST": "admin"}
+    scopes: ClassVar[dict[str, str]] = {"POST": "admin"}
 
     def __init__(self, services: Services) -> None:
         self.services = services
@@ -94,7 +95,7 @@ class DepositsGetResource:
 
 
 class AccountBalanceResource:
-    scopes = {"POST": "admin"}
+    scopes: ClassVar[dict[str, str]] = {"POST": "admin"}
 
     def __init__(self, services: Services) -> None:
         self.services = services

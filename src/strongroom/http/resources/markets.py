@@ -31,7 +31,9 @@ class DepthResource:
     def __init__(self, services: Services) -> None:
         self.services = services
 
-    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, market: str) -> None:
+    async def on_get(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, market: str
+    ) -> None:
         symbol = self.services.require_market(market)
         limit = int_param(req, "limit", 50, 1, DEPTH_LIMIT_MAX)
         sequence, (bids, asks) = await self.services.trading.inspect_book(
@@ -52,7 +54,9 @@ class TradesResource:
     def __init__(self, services: Services) -> None:
         self.services = services
 
-    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, market: str) -> None:
+    async def on_get(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, market: str
+    ) -> None:
         symbol = self.services.require_market(market)
         limit = int_param(req, "limit", 100, 1, TRADES_LIMIT_MAX)
         spec = self.services.config.markets[symbol]
@@ -63,7 +67,9 @@ class TradesResource:
                 "id": row["trade_id"],
                 "price": price_text(spec, row["price"]),
                 "quantity": quantity_text(spec, row["quantity"]),
-                "funds": format_minor(spec.quote_minor(row["price"], row["quantity"]), quote_decimals),
+                "funds": format_minor(
+                    spec.quote_minor(row["price"], row["quantity"]), quote_decimals
+                ),
                 "taker_side": "buy" if row["taker_side"] == Side.BUY else "sell",
                 "created_at": iso(row["created_at"]),
             }

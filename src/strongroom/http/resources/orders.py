@@ -123,7 +123,9 @@ class OrdersResource:
                   display_quantity, int(time_in_force), body.post_only)).encode()
         ).hexdigest()  # fmt: skip
         if external_id is not None:
-            existing = await repositories.order_by_external_id(services.pool, wallet_id, external_id)
+            existing = await repositories.order_by_external_id(
+                services.pool, wallet_id, external_id
+            )
             if existing is not None:
                 self._answer_repeat(resp, existing, fingerprint)
                 return
@@ -151,7 +153,9 @@ class OrdersResource:
         resp.status = falcon.HTTP_201
         resp.media = order_json(reply, services.config)
 
-    def _answer_repeat(self, resp: falcon.asgi.Response, existing: OrderState, fingerprint: str) -> None:
+    def _answer_repeat(
+        self, resp: falcon.asgi.Response, existing: OrderState, fingerprint: str
+    ) -> None:
         if existing.fingerprint != fingerprint:
             raise Problem(409, "idempotency_conflict", "external_id used with other content")
         resp.status = falcon.HTTP_201
@@ -189,11 +193,15 @@ class OrderResource:
         if not order_id.isdigit() or len(order_id) > 19:
             raise not_found(f"order {order_id}")
         state = await repositories.order(self.services.pool, int(order_id))
-        if state is None or not self.services.wallet_visible(req.context.principal, state.wallet_id):
+        if state is None or not self.services.wallet_visible(
+            req.context.principal, state.wallet_id
+        ):
             raise not_found(f"order {order_id}")
         return state
 
-    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, order_id: str) -> None:
+    async def on_get(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, order_id: str
+    ) -> None:
         resp.media = order_json(await self._visible_order(req, order_id), self.services.config)
 
     async def on_delete(

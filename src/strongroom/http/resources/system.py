@@ -54,7 +54,9 @@ class TokenResource:
                 form.get("scope"),
             )
         except Problem as problem:
-            error = TokenError(problem.status if problem.status == 413 else 400, "invalid_request", problem.detail)
+            error = TokenError(
+                problem.status if problem.status == 413 else 400, "invalid_request", problem.detail
+            )
             self._error(resp, error)
         except TokenError as error:
             self._error(resp, error)

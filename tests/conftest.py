@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.server import ServerProcess
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One real server for the contract tests of the whole session."""
+    process = ServerProcess(Path(tmp_path_factory.mktemp("serve")))
+    process.start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def admin(server: ServerProcess) -> Iterator[httpx.Client]:
+    with server.client() as client:
+        yield client

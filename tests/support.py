@@ -1,0 +1,57 @@
+"""Small helpers for end-to-end tests over the real REST edge."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+
+
+def new_wallet(client: httpx.Client, name: str = "wallet") -> str:
+    response = client.post("/wallets/", json={"name": name})
+    assert response.status_code == 201, response.text
+    wallet_id: str = response.json()["wallet_id"]
+    return wallet_id
+
+
+def deposit(
+    client: httpx.Client, wallet_id: str, currency: str, amount: str, tid: str | None = None
+) -> dict[str, Any]:
+    response = client.post(
+        "/management/v2/deposits/new",
+        json={
+            "uid": wallet_id,
+            "currency": currency,
+            "amount": amount,
+            "tid": tid or uuid.uuid4().hex,
+            "state": "accepted",
+        },
+    )
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def place(client: httpx.Client, wallet_id: str, **fields: Any) -> httpx.Response:
+    body = {"wallet_id": wallet_id, "market": "BTC-USDT", "type": "limit", **fields}
+    return client.post("/orders/", json=body)
+
+
+def balances(client: httpx.Client, wallet_id: str) -> dict[str, dict[str, str]]:
+    response = client.get(f"/wallets/{wallet_id}/")
+    assert response.status_code == 200, response.text
+    return {row["currency"]: row for row in response.json()["balances"]}
+
+
+def assert_problem(
+    response: httpx.Response, status: int, code: str | None = None
+) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert {"type", "title", "detail", "code"} <= set(body)
+    if code is not None:
+        assert body["code"] == code, body
+    return body
