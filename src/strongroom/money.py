@@ -6,9 +6,14 @@ rejected with a `ValidationError`; no float is ever accepted.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 
 from strongroom.errors import ValidationError
+
+# Plain positional notation only: no exponent, no sign but minus, no spaces.
+_DECIMAL_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+DIGITS_MAX = 40
 
 # Largest amount accepted in minor units: keeps every sum inside PostgreSQL's bigint.
 AMOUNT_MINOR_MAX = 2**62
@@ -35,7 +40,12 @@ def to_units(field: str, text: object, step: Decimal, *, allow_zero: bool = Fals
     value = parse_decimal(field, text)
     if value < 0 or (value == 0 and not allow_zero):
         raise ValidationError(field, "must be greater than zero")
-    units, remainder = divmod(value, step)
+    if value > AMOUNT_MINOR_MAX * step:
+        raise ValidationError(field, "is too large")
+    try:
+        units, remainder = divmod(value, step)
+    except InvalidOperation:
+        raise ValidationError(field, "is too large or too precise") from None
     if remainder != 0:
         raise ValidationError(field, f"must be a multiple of {format_decimal(step)}")
     count = int(units)

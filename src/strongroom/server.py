@@ -128,6 +128,7 @@ class Core:
     pool: asyncpg.Pool
     journal: Journal
     runtime: pykka_runtime.PykkaRuntime
+    bridge: Bridge
     trading: Trading
     recovered: RecoveredState
 
@@ -137,6 +138,7 @@ class Core:
         await self.journal.drain()
         self.runtime.stop()
         await self.journal.stop()
+        self.bridge.close()
         await self.pool.close()
 
 
@@ -181,7 +183,7 @@ async def start_core(
         next_order_id=state.next_order_id,
         next_deposit_id=state.next_deposit_id,
     )
-    return Core(config, pool, journal, runtime, trading, state)
+    return Core(config, pool, journal, runtime, bridge, trading, state)
 
 
 async def serve(settings: Settings) -> int:

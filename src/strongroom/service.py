@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import time
 from collections.abc import Callable
@@ -23,7 +22,6 @@ from strongroom.config import TradingConfig
 from strongroom.errors import StrongroomError
 
 T = TypeVar("T")
-REPLY_TIMEOUT_S = 15.0
 
 
 class ServiceUnavailable(StrongroomError):
@@ -39,7 +37,6 @@ class Trading:
         *,
         next_order_id: int,
         next_deposit_id: int,
-        reply_timeout_s: float = REPLY_TIMEOUT_S,
         clock_ns: Callable[[], int] = time.time_ns,
     ) -> None:
         self.config = config
@@ -47,7 +44,6 @@ class Trading:
         self._directory = directory
         self._order_ids = itertools.count(next_order_id)
         self._deposit_ids = itertools.count(next_deposit_id)
-        self._timeout_s = reply_timeout_s
         self._clock_ns = clock_ns
         self.accepting = True
 
@@ -57,9 +53,8 @@ class Trading:
         token, future = self._bridge.token()
         self._bridge.send(address, make(token))
         try:
-            return await asyncio.wait_for(future, self._timeout_s)
+            return await future
         except TimeoutError:
-            self._bridge.forget(token)
             raise ServiceUnavailable("no answer in time; the command may still complete") from None
 
     def _shard(self, wallet_id: str) -> ActorAddress:

@@ -12,11 +12,12 @@ can never leave a hold without its order or a fill without its hold.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace
 
 from strongroom.actors.ledger import Ledger
 from strongroom.actors.messages import (
     Admitted,
+    BookCommand,
+    BookEvent,
     BookResults,
     CancelOrder,
     DepositRequest,
@@ -24,6 +25,7 @@ from strongroom.actors.messages import (
     JournalUnit,
     OrderAccepted,
     OrderCanceled,
+    OrderKind,
     OrderPending,
     OrderRejected,
     OrderReplaced,
@@ -34,6 +36,8 @@ from strongroom.actors.messages import (
     Posting,
     Refused,
     Reply,
+    Side,
+    TimeInForce,
     Trade,
     TradeRecord,
     Transfer,
@@ -45,6 +49,47 @@ from strongroom.actors.vault import asset_account, main_account, settlement
 from strongroom.config import TradingConfig
 
 
+class OrderRecord:
+    """The live, mutable side of an `OrderState`; snapshots leave the clearing, never this."""
+
+    __slots__ = OrderState.__slots__
+    order_id: int
+    wallet_id: str
+    market: str
+    side: Side
+    kind: OrderKind
+    price: int
+    quantity: int
+    stop_price: int
+    display_quantity: int
+    time_in_force: TimeInForce
+    post_only: bool
+    external_id: str | None
+    fingerprint: str
+    status: str
+    filled: int
+    funds: int
+    remaining: int
+    visible: int
+    priority: int
+    created_ns: int
+    updated_ns: int
+    reason: str
+
+    def __init__(self, *values: object) -> None:
+        for name, value in zip(self.__slots__, values, strict=True):
+            setattr(self, name, value)
+
+    @classmethod
+    def of(cls, state: OrderState) -> OrderRecord:
+        return cls(*(getattr(state, name) for name in cls.__slots__))
+
+    live = OrderState.live
+
+    def snapshot(self) -> OrderState:
+        return OrderState(*(getattr(self, name) for name in self.__slots__))
+
+
 class ClearingError(AssertionError):
     """An effect the books promised could not be settled: a bug, never user input."""
 
@@ -53,7 +98,7 @@ class Clearing:
     def __init__(self, config: TradingConfig, ledger: Ledger, *, next_transfer_id: int = 1) -> None:
         self.config = config
         self.ledger = ledger
-        self.orders: dict[int, OrderState] = {}
+        self.orders: dict[int, OrderRecord] = {}
         self.deposits: dict[str, DepositState] = {}
         self._holds_not_journaled: dict[int, Transfer] = {}
         self._next_transfer_id = next_transfer_id
@@ -62,7 +107,7 @@ class Clearing:
 
     def restore(self, orders: Iterable[OrderState], deposits: Iterable[DepositState]) -> None:
         for order in orders:
-            self.orders[order.order_id] = order
+            self.orders[order.order_id] = OrderRecord.of(order)
         for deposit in deposits:
             self.deposits[deposit.tid] = deposit
 
@@ -78,53 +123,37 @@ class Clearing:
                 self._next_transfer_id -= 1  # the id was never used
                 return Refused("insufficient_funds", "not enough available balance for the hold")
             self._holds_not_journaled[request.order_id] = transfer
-        self.orders[request.order_id] = OrderState(
-            order_id=request.order_id,
-            wallet_id=request.wallet_id,
-            market=request.market,
-            side=request.side,
-            kind=request.kind,
-            price=admitted.order.price,
-            quantity=request.quantity,
-            stop_price=request.stop_price,
-            display_quantity=request.display_quantity,
-            time_in_force=request.time_in_force,
-            post_only=request.post_only,
-            external_id=request.external_id,
-            fingerprint=request.fingerprint,
-            status="new",
-            filled=0,
-            funds=0,
-            remaining=request.quantity,
-            visible=0,
-            priority=0,
-            created_ns=request.at_ns,
-            updated_ns=request.at_ns,
-        )
+        self.orders[request.order_id] = OrderRecord(
+            request.order_id, request.wallet_id, request.market, request.side, request.kind,
+            admitted.order.price, request.quantity, request.stop_price,
+            request.display_quantity, request.time_in_force, request.post_only,
+            request.external_id, request.fingerprint, "new", 0, 0, request.quantity, 0, 0,
+            request.at_ns, request.at_ns, "",
+        )  # fmt: skip
         return None
 
     def settle(self, results: BookResults) -> tuple[JournalUnit, list[tuple[str, int]]]:
         """One unit for a batch of book results, and the orders that ended in it."""
         unit = JournalUnit([], [], [], [], {results.market: results.sequence}, [])
-        touched: dict[int, OrderState] = {}
+        touched: dict[int, OrderRecord] = {}
         ended: list[tuple[str, int]] = []
         at_ns = results.at_ns
+        orders = self.orders
 
-        def update(order_id: int, **changes: object) -> OrderState:
-            state = touched.get(order_id) or self.orders[order_id]
-            state = replace(state, updated_ns=at_ns, **changes)  # type: ignore[arg-type]
-            touched[order_id] = state
-            self.orders[order_id] = state
-            return state
+        def record(order_id: int) -> OrderRecord:
+            order = touched.get(order_id)
+            if order is None:
+                order = touched[order_id] = orders[order_id]
+                order.updated_ns = at_ns
+            return order
 
-        def end(order_id: int, **changes: object) -> None:
-            changes.update(remaining=0, visible=0)
-            state = update(order_id, **changes)
-            release = self.ledger.release_postings(order_id)
+        def end(order: OrderRecord, status: str, reason: str = "") -> None:
+            order.status, order.reason, order.remaining, order.visible = status, reason, 0, 0
+            release = self.ledger.release_postings(order.order_id)
             if release:
                 self._apply(unit, "release", release)
-            del self.orders[order_id]
-            ended.append((state.wallet_id, order_id))
+            del orders[order.order_id]
+            ended.append((order.wallet_id, order.order_id))
 
         market = self.config.markets[results.market]
         for token, command, events in results.results:
@@ -157,64 +186,52 @@ class Clearing:
                         (event.maker_order_id, event.maker_remaining),
                         (event.taker_order_id, event.taker_remaining),
                     ):
-                        state = touched.get(order_id) or self.orders[order_id]
-                        changes = {
-                            "filled": state.filled + event.quantity,
-                            "funds": state.funds + notional,
-                            "remaining": remaining,
-                            "visible": max(0, state.visible - event.quantity),
-                        }
+                        order = record(order_id)
+                        order.filled += event.quantity
+                        order.funds += notional
+                        order.remaining = remaining
+                        order.visible = max(0, order.visible - event.quantity)
                         if remaining == 0:
-                            end(order_id, status="filled", **changes)
-                        else:
-                            update(order_id, **changes)
-                elif isinstance(event, OrderAccepted):
-                    update(event.order_id, status="open")
+                            end(order, "filled")
+                elif isinstance(event, OrderAccepted | OrderTriggered):
+                    record(event.order_id).status = "open"
                 elif isinstance(event, OrderRested):
-                    update(
-                        event.order_id,
-                        status="open",
-                        price=event.price,
-                        remaining=event.remaining,
-                        visible=event.visible,
-                        priority=event.priority,
-                    )
+                    order = record(event.order_id)
+                    order.status = "open"
+                    order.price = event.price
+                    order.remaining = event.remaining
+                    order.visible = event.visible
+                    order.priority = event.priority
                 elif isinstance(event, OrderCanceled):
-                    end(event.order_id, status="canceled", reason=event.reason.name.lower())
+                    end(record(event.order_id), "canceled", event.reason.name.lower())
                 elif isinstance(event, OrderRejected):
                     if isinstance(command, PlaceOrder):
-                        end(event.order_id, status="rejected", reason=event.reason.name.lower())
+                        end(record(event.order_id), "rejected", event.reason.name.lower())
                 elif isinstance(event, OrderPending):
-                    update(event.order_id, status="pending")
-                elif isinstance(event, OrderTriggered):
-                    update(event.order_id, status="open")
+                    record(event.order_id).status = "pending"
                 elif isinstance(event, OrderReplaced):
-                    update(
-                        event.order_id,
-                        price=event.price,
-                        quantity=event.quantity,
-                        remaining=event.remaining,
-                    )
+                    order = record(event.order_id)
+                    order.price = event.price
+                    order.quantity = event.quantity
+                    order.remaining = event.remaining
             if token:
                 unit.replies.append((token, self._reply(command, events, touched)))
-        unit.orders.extend(touched.values())
+        unit.orders.extend(order.snapshot() for order in touched.values())
         return unit, ended
 
+    @staticmethod
     def _reply(
-        self, command: object, events: tuple[object, ...], touched: dict[int, OrderState]
+        command: BookCommand, events: tuple[BookEvent, ...], touched: dict[int, OrderRecord]
     ) -> Reply:
+        order_id = command.order.order_id if isinstance(command, PlaceOrder) else command.order_id
+        order = touched.get(order_id)
         if isinstance(command, PlaceOrder):
-            return touched[command.order.order_id]
-        if isinstance(command, CancelOrder):
-            state = touched.get(command.order_id)
-            if state is None:
-                return Refused("order_not_open", f"order {command.order_id} is not open")
-            return state
-        rejected = next((e for e in events if isinstance(e, OrderRejected)), None)
-        order_id = getattr(command, "order_id", 0)
-        if rejected is not None or order_id not in touched:
-            return Refused("order_not_open", f"order {order_id} cannot be replaced")
-        return touched[order_id]
+            assert order is not None
+            return order.snapshot()
+        if order is None or any(isinstance(event, OrderRejected) for event in events):
+            verb = "canceled" if isinstance(command, CancelOrder) else "replaced"
+            return Refused("order_not_open", f"order {order_id} cannot be {verb}: not open")
+        return order.snapshot()
 
     # ------------------------------------------------------------------ deposits
 

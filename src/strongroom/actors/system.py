@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import zlib
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -49,11 +49,18 @@ class Bridge:
     """
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, commit: Callable[[JournalUnit], None]
+        self,
+        loop: asyncio.AbstractEventLoop,
+        commit: Callable[[JournalUnit], None],
+        *,
+        reply_timeout_s: float = 15.0,
     ) -> None:
         self._loop = loop
         self._commit = commit
+        self._reply_timeout_s = reply_timeout_s
         self._waiting: dict[int, asyncio.Future[Any]] = {}
+        self._deadlines: deque[tuple[float, int]] = deque()
+        self._sweeper: asyncio.Task[None] | None = None
         self._tokens = itertools.count(1)
         self._outbox: defaultdict[ActorAddress, list[Any]] = defaultdict(list)
         self._flush_scheduled = False
@@ -61,13 +68,30 @@ class Bridge:
     # --------------------------------------------------------------- loop side
 
     def token(self) -> tuple[int, asyncio.Future[Any]]:
+        """A reply token and its future, failed with `TimeoutError` if no reply comes in time."""
         token = next(self._tokens)
         future: asyncio.Future[Any] = self._loop.create_future()
         self._waiting[token] = future
+        self._deadlines.append((self._loop.time() + self._reply_timeout_s, token))
+        if self._sweeper is None:
+            self._sweeper = self._loop.create_task(self._sweep(), name="reply-deadlines")
         return token, future
 
-    def forget(self, token: int) -> None:
-        self._waiting.pop(token, None)
+    async def _sweep(self) -> None:
+        """One timer for all replies instead of one per call: tokens expire in issue order."""
+        while True:
+            await asyncio.sleep(min(1.0, self._reply_timeout_s / 4))
+            now = self._loop.time()
+            deadlines = self._deadlines
+            while deadlines and deadlines[0][0] <= now:
+                _, token = deadlines.popleft()
+                future = self._waiting.pop(token, None)
+                if future is not None and not future.done():
+                    future.set_exception(TimeoutError("no reply in time"))
+
+    def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
 
     def send(self, address: ActorAddress, message: Any) -> None:
         """Queue for `address`; everything queued in this loop iteration goes as one batch."""
@@ -83,10 +107,13 @@ class Bridge:
             address.tell(tuple(messages))
 
     def resolve(self, replies: Sequence[tuple[int, Any]]) -> None:
+        waiting = self._waiting
         for token, reply in replies:
-            future = self._waiting.pop(token, None)
+            future = waiting.pop(token, None)
             if future is not None and not future.done():
                 future.set_result(reply)
+        if not waiting:
+            self._deadlines.clear()
 
     # --------------------------------------------------------------- actor side
 

@@ -14,6 +14,7 @@ from strongroom.http.problems import Problem
 BODY_SIZE_MAX = 64 * 1024
 T = TypeVar("T")
 _PATH = re.compile(r" - at `\$(?:\.(?P<field>[^`\[]+))?[^`]*`$")
+_NAMED_FIELD = re.compile(r"(?:unknown|missing required) field `(?P<field>[^`]+)`")
 
 
 async def read_bytes(req: falcon.asgi.Request, size_max: int = BODY_SIZE_MAX) -> bytes:
@@ -31,16 +32,19 @@ def decode(data: bytes, kind: type[T]) -> T:
         return msgspec.json.decode(data, type=kind, strict=True)
     except msgspec.ValidationError as error:
         message = str(error)
-        match = _PATH.search(message)
-        field = (match.group("field") if match else None) or "body"
         text = _PATH.sub("", message)
+        match = _PATH.search(message)
+        named = _NAMED_FIELD.search(text)
+        field = match.group("field") if match and match.group("field") else None
+        if named is not None:
+            field = f"{field}.{named.group('field')}" if field else named.group("field")
         raise Problem(
             422,
             "validation_error",
             message,
-            errors=[{"field": field, "message": text}],
+            errors=[{"field": field or "body", "message": text}],
         ) from None
-    except msgspec.DecodeError as error:
+    except (msgspec.DecodeError, UnicodeDecodeError) as error:
         raise Problem(400, "malformed_json", f"the body is not valid JSON: {error}") from None
 
 
@@ -53,12 +57,22 @@ async def read_json(req: falcon.asgi.Request, kind: type[T]) -> T:
 
 async def read_form_or_json(req: falcon.asgi.Request) -> dict[str, str]:
     """A flat object of strings from JSON or application/x-www-form-urlencoded."""
-    data = await read_bytes(req)
     media_type = (req.content_type or "").split(";")[0].strip().lower()
+    if media_type not in ("", "application/json", "application/x-www-form-urlencoded"):
+        raise Problem(415, "unsupported_media_type", "send application/json or a form")
+    data = await read_bytes(req)
     if media_type == "application/x-www-form-urlencoded":
         try:
             pairs = parse_qsl(data.decode(), keep_blank_values=True, strict_parsing=bool(data))
         except (UnicodeDecodeError, ValueError):
             raise Problem(400, "malformed_form", "the body is not a valid form") from None
         return dict(pairs)
-    return decode(data, dict[str, str])
+    document = decode(data, dict[str, object])
+    for field, value in document.items():
+        if not isinstance(value, str):
+            message = f"Expected `str`, got `{type(value).__name__}`"
+            raise Problem(
+                422, "validation_error", f"{field}: {message}",
+                errors=[{"field": field, "message": message}],
+            )  # fmt: skip
+    return {field: str(value) for field, value in document.items()}

@@ -47,8 +47,9 @@ def average_price(market: Market, config: TradingConfig, funds: int, filled: int
     with localcontext() as context:
         context.prec = 40
         value = Decimal(funds) * quote / (Decimal(filled) * market.lot_size)
-    places = max(0, -market.tick_size.normalize().as_tuple().exponent) + 4  # type: ignore[operator]
-    return f"{value.quantize(Decimal(1).scaleb(-places)).normalize():f}"
+    tick_places = max(0, -market.tick_size.normalize().as_tuple().exponent)  # type: ignore[operator]
+    text = f"{value.quantize(Decimal(1).scaleb(-tick_places - 4)):f}"
+    return text[: len(text) - 4] + text[len(text) - 4 :].rstrip("0")  # at least tick places
 
 
 def order_json(state: OrderState, config: TradingConfig) -> dict[str, Any]:

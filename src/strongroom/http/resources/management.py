@@ -56,7 +56,10 @@ class DepositsNewResource:
         state = form.get("state", "submitted")
         if state not in ("submitted", "accepted"):
             raise invalid("state", "must be submitted or accepted")
-        tid = form.get("tid") or f"TID{uuid.uuid4().hex[:20]}"
+        header_key = req.get_header("Idempotency-Key")
+        if header_key is not None and form.get("tid", header_key) != header_key:
+            raise invalid("tid", "differs from the Idempotency-Key header")
+        tid = form.get("tid") or header_key or f"TID{uuid.uuid4().hex[:20]}"
         if len(tid) > TID_LENGTH_MAX:
             raise invalid("tid", f"must not exceed {TID_LENGTH_MAX} characters")
         wallet_id = self.services.require_wallet(req, form["uid"])

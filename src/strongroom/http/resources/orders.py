@@ -190,7 +190,7 @@ class OrderResource:
         self.services = services
 
     async def _visible_order(self, req: falcon.asgi.Request, order_id: str) -> OrderState:
-        if not order_id.isdigit() or len(order_id) > 19:
+        if not order_id.isdigit() or int(order_id) >= 2**63:
             raise not_found(f"order {order_id}")
         state = await repositories.order(self.services.pool, int(order_id))
         if state is None or not self.services.wallet_visible(

@@ -31,7 +31,7 @@ CREATE TABLE transfers (
     transfer_id  bigint      PRIMARY KEY,
     kind         text        NOT NULL,
     key          text        UNIQUE,
-    created_at   timestamptz NOT NULL
+    created_at   timestamptz NOT NULL DEFAULT now()
 );
 
 CREATE TABLE postings (
