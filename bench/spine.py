@@ -120,7 +120,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--orders", type=int, default=100_000)
-    parser.add_argument("--window", type=int, default=5_000, help="concurrent clients, one order in flight each")
+    parser.add_argument("--window", type=int, default=5_000, help="concurrent clients")
     parser.add_argument("--wallets", type=int, default=1_000)
     parser.add_argument("--shards", type=int, default=4)
     parser.add_argument("--seed", type=int, default=7)

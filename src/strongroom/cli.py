@@ -51,9 +51,18 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+HUMAN_FORMAT = (
+    "<green>{time:YYYY-MM-DD HH:mm:ss.SSS}</green> | <level>{level: <8}</level> | "
+    "<cyan>{name}</cyan> | {message} | {extra}"
+)
+
+
 def configure_logging(level: str, json_logs: bool) -> None:
     logger.remove()
-    logger.add(sys.stderr, level=level.upper(), serialize=json_logs, enqueue=False)
+    if json_logs:
+        logger.add(sys.stderr, level=level.upper(), serialize=True)
+    else:
+        logger.add(sys.stderr, level=level.upper(), format=HUMAN_FORMAT)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from strongroom.actors.messages import (
     CancelRequest,
     DepositRequest,
+    DepositStateRequest,
     OrderKind,
     OrderRequest,
     Reply,
@@ -126,6 +127,14 @@ class Trading:
             lambda token: DepositRequest(
                 token, deposit_id, tid, wallet_id, currency, amount, accept, fingerprint, at_ns
             ),
+        )
+        return result
+
+    async def deposit_state(self, tid: str, state: str) -> Reply:
+        at_ns = self._clock_ns()
+        assert self._directory.ledger is not None
+        result: Reply = await self._call(
+            self._directory.ledger, lambda token: DepositStateRequest(token, tid, state, at_ns)
         )
         return result
 

@@ -314,3 +314,45 @@ def test_concurrent_repeats_of_one_tid_credit_once(admin: httpx.Client) -> None:
     assert {status for status, _ in answers} == {201}, answers
     assert len({deposit_id for _, deposit_id in answers}) == 1, answers
     assert holding(admin, wallet_id, "BTC") == ("0.30000000", "0.00000000", "0.30000000")
+
+
+def test_deposit_state_loads_a_submitted_deposit_once(admin: httpx.Client) -> None:
+    wallet_id = new_wallet(admin)
+    tid = uuid.uuid4().hex
+    created = admin.post(
+        "/management/v2/deposits/new",
+        json={"uid": wallet_id, "currency": "ETH", "amount": "1.5", "tid": tid},
+    )
+    assert created.status_code == 201 and created.json()["state"] == "submitted"
+    assert balances(admin, wallet_id)["ETH"]["available_balance"] == "0.00000000"
+    for _ in range(2):  # a repeat of the same change answers the first result
+        accepted = admin.put(
+            "/management/v2/deposits/state", json={"tid": tid, "state": "accepted"}
+        )
+        assert accepted.status_code == 200, accepted.text
+        assert accepted.json()["state"] == "accepted" and accepted.json()["completed_at"]
+    assert balances(admin, wallet_id)["ETH"]["available_balance"] == "1.50000000"
+    too_late = admin.put("/management/v2/deposits/state", json={"tid": tid, "state": "canceled"})
+    assert_problem(too_late, 409, "invalid_transition")
+    assert balances(admin, wallet_id)["ETH"]["available_balance"] == "1.50000000"
+
+
+def test_deposit_state_cancel_credits_nothing(admin: httpx.Client) -> None:
+    wallet_id = new_wallet(admin)
+    tid = uuid.uuid4().hex
+    admin.post(
+        "/management/v2/deposits/new",
+        json={"uid": wallet_id, "currency": "BTC", "amount": "2", "tid": tid},
+    ).raise_for_status()
+    canceled = admin.put("/management/v2/deposits/state", json={"tid": tid, "state": "canceled"})
+    assert canceled.status_code == 200 and canceled.json()["state"] == "canceled"
+    accept = admin.put("/management/v2/deposits/state", json={"tid": tid, "state": "accepted"})
+    assert_problem(accept, 409, "invalid_transition")
+    assert balances(admin, wallet_id)["BTC"]["available_balance"] == "0.00000000"
+
+
+def test_deposit_state_errors(admin: httpx.Client) -> None:
+    unknown = admin.put("/management/v2/deposits/state", json={"tid": "nope", "state": "accepted"})
+    assert_problem(unknown, 404, "not_found")
+    bad = admin.put("/management/v2/deposits/state", json={"tid": "nope", "state": "succeed"})
+    assert_problem(bad, 422, "validation_error")

@@ -22,6 +22,7 @@ from strongroom.actors.messages import (
     CancelOrder,
     DepositRequest,
     DepositState,
+    DepositStateRequest,
     JournalUnit,
     OrderAccepted,
     OrderCanceled,
@@ -47,6 +48,13 @@ from strongroom.actors.messages import (
 )
 from strongroom.actors.vault import asset_account, main_account, settlement
 from strongroom.config import TradingConfig
+
+# Deposit states (seed 002) as a table: (from, to) → whether the money is credited.
+DEPOSIT_TRANSITIONS: dict[tuple[str, str], bool] = {
+    ("submitted", "accepted"): True,
+    ("submitted", "canceled"): False,
+    ("submitted", "rejected"): False,
+}
 
 
 class OrderRecord:
@@ -87,7 +95,13 @@ class OrderRecord:
     live = OrderState.live
 
     def snapshot(self) -> OrderState:
-        return OrderState(*(getattr(self, name) for name in self.__slots__))
+        return OrderState(
+            self.order_id, self.wallet_id, self.market, self.side, self.kind, self.price,
+            self.quantity, self.stop_price, self.display_quantity, self.time_in_force,
+            self.post_only, self.external_id, self.fingerprint, self.status, self.filled,
+            self.funds, self.remaining, self.visible, self.priority, self.created_ns,
+            self.updated_ns, self.reason,
+        )  # fmt: skip
 
 
 class ClearingError(AssertionError):
@@ -267,6 +281,35 @@ class Clearing:
         self.deposits[request.tid] = state
         unit.deposits.append(state)
         unit.replies.append((request.token, state))
+        return unit
+
+    def deposit_state(self, request: DepositStateRequest) -> JournalUnit | Reply:
+        deposit = self.deposits.get(request.tid)
+        if deposit is None:
+            return Refused("not_found", f"deposit {request.tid} not found")
+        if deposit.state == request.state:
+            return deposit  # a repeat of the same change answers the first result
+        credit = DEPOSIT_TRANSITIONS.get((deposit.state, request.state))
+        if credit is None:
+            return Refused(
+                "invalid_transition", f"a {deposit.state} deposit cannot become {request.state}"
+            )
+        unit = JournalUnit([], [], [], [], {}, [])
+        transfer_id = None
+        if credit:
+            currency = self.config.currencies[deposit.currency]
+            posting = Posting(
+                asset_account(currency), main_account(currency, deposit.wallet_id), deposit.amount
+            )
+            transfer_id = self._apply(unit, "deposit", (posting,), key=f"deposit:{deposit.tid}")
+        changed = DepositState(
+            deposit.deposit_id, deposit.tid, deposit.wallet_id, deposit.currency,
+            deposit.amount, request.state, deposit.fingerprint, transfer_id,
+            deposit.created_ns, request.at_ns,
+        )  # fmt: skip
+        self.deposits[request.tid] = changed
+        unit.deposits.append(changed)
+        unit.replies.append((request.token, changed))
         return unit
 
     # ------------------------------------------------------------------ helpers

@@ -318,6 +318,16 @@ class DepositRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class DepositStateRequest:
+    """Seed 002's `PUT /deposits/state`: load the money of a submitted deposit, or drop it."""
+
+    token: int
+    tid: str
+    state: str
+    at_ns: int
+
+
+@dataclass(frozen=True, slots=True)
 class Admitted:
     """A vault admitted the order: the hold its book needs (None: nothing to hold)."""
 

@@ -30,14 +30,32 @@ OPEN_ORDERS_MAX = 1_000
 EXTERNAL_IDS_MAX = 100_000
 
 
+# Member accounts are asked for on every order and fill: reuse the immutable objects.
+_MEMBER_ACCOUNTS_MAX = 200_000
+_member_accounts: dict[tuple[str, str, bool], Account] = {}
+
+
+def _member_account(currency: Currency, wallet_id: str, locked: bool) -> Account:
+    key = (currency.code, wallet_id, locked)
+    account = _member_accounts.get(key)
+    if account is None:
+        if len(_member_accounts) >= _MEMBER_ACCOUNTS_MAX:
+            _member_accounts.clear()
+        fiat = currency.kind == "fiat"
+        if locked:
+            code = AccountCode.LOCKED_FIAT if fiat else AccountCode.LOCKED_COIN
+        else:
+            code = AccountCode.MAIN_FIAT if fiat else AccountCode.MAIN_COIN
+        account = _member_accounts[key] = Account(code, currency.code, wallet_id)
+    return account
+
+
 def main_account(currency: Currency, wallet_id: str) -> Account:
-    code = AccountCode.MAIN_FIAT if currency.kind == "fiat" else AccountCode.MAIN_COIN
-    return Account(code, currency.code, wallet_id)
+    return _member_account(currency, wallet_id, False)
 
 
 def locked_account(currency: Currency, wallet_id: str) -> Account:
-    code = AccountCode.LOCKED_FIAT if currency.kind == "fiat" else AccountCode.LOCKED_COIN
-    return Account(code, currency.code, wallet_id)
+    return _member_account(currency, wallet_id, True)
 
 
 def asset_account(currency: Currency) -> Account:

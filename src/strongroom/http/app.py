@@ -62,6 +62,7 @@ def create_app(services: Services) -> falcon.asgi.App[Any, Any]:
     route("/wallets/{wallet_id}/", wallets.WalletResource(services))
     route("/management/v2/deposits/new", management.DepositsNewResource(services))
     route("/management/v2/deposits/get", management.DepositsGetResource(services))
+    route("/management/v2/deposits/state", management.DepositStateResource(services))
     route("/management/v2/accounts/balance", management.AccountBalanceResource(services))
     route("/orders/", orders.OrdersResource(services))
     route("/orders/{order_id}/", orders.OrderResource(services))

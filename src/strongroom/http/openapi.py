@@ -22,6 +22,7 @@ OPERATIONS: tuple[tuple[str, str, str, str | None, int], ...] = (
         201,
     ),
     ("/management/v2/deposits/get", "post", "A deposit by tid", "admin", 201),
+    ("/management/v2/deposits/state", "put", "Accept, cancel or reject a deposit", "admin", 200),
     ("/management/v2/accounts/balance", "post", "Balance and locked of a wallet", "admin", 201),
     ("/orders/", "post", "Place an order (answered after matching)", "write", 201),
     ("/orders/", "get", "A wallet's orders", "read", 200),

@@ -30,6 +30,7 @@ from strongroom.actors.messages import (
     CancelOrder,
     CancelRequest,
     DepositRequest,
+    DepositStateRequest,
     JournalUnit,
     OrderRequest,
     OrdersEnded,
@@ -157,8 +158,12 @@ class LedgerActor(_Actor):
                 unit, finished = clearing.settle(item)
                 units.append(unit)
                 ended.extend(finished)
-            elif isinstance(item, DepositRequest):
-                outcome = clearing.deposit(item)
+            elif isinstance(item, DepositRequest | DepositStateRequest):
+                outcome = (
+                    clearing.deposit(item)
+                    if isinstance(item, DepositRequest)
+                    else clearing.deposit_state(item)
+                )
                 if isinstance(outcome, JournalUnit):
                     units.append(outcome)
                 else:

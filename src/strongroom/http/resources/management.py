@@ -81,6 +81,31 @@ class DepositsNewResource:
         resp.media = deposit_json(reply, config)
 
 
+class DepositStateResource:
+    """Load the money of a submitted deposit (`accepted`) or drop it (`canceled`, `rejected`)."""
+
+    scopes: ClassVar[dict[str, str]] = {"PUT": "admin"}
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    async def on_put(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        form = await read_form_or_json(req)
+        _fields(form, {"tid", "state"}, {"tid", "state"})
+        if form["state"] not in ("accepted", "canceled", "rejected"):
+            raise invalid("state", "must be accepted, canceled or rejected")
+        deposit = await repositories.deposit_by_tid(self.services.pool, form["tid"])
+        if deposit is None or not self.services.wallet_visible(
+            req.context.principal, deposit.wallet_id
+        ):
+            raise not_found(f"deposit {form['tid']}")
+        reply = await self.services.trading.deposit_state(form["tid"], form["state"])
+        if isinstance(reply, Refused):
+            raise Problem(404 if reply.code == "not_found" else 409, reply.code, reply.detail)
+        assert isinstance(reply, DepositState)
+        resp.media = deposit_json(reply, self.services.config)
+
+
 class DepositsGetResource:
     scopes: ClassVar[dict[str, str]] = {"POST": "admin"}
 
