@@ -12,6 +12,7 @@ import asyncio
 import random
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -33,9 +34,9 @@ MICRO = 10**6
 
 
 async def stream(
-    server: ServerProcess, token: str, wallets: list[str], seed: int
+    server: ServerProcess, token: str, wallets: list[str], seed: int, stop: Callable[[], object]
 ) -> dict[str, Any]:
-    """Concurrent orders, cancels and deposits until the server is killed."""
+    """Concurrent orders, cancels and deposits until `stop` ends the server."""
     acknowledged: dict[str, Any] = {"orders": {}, "deposits": {}, "cancels": set()}
     randomness = random.Random(seed)
     killed = asyncio.Event()
@@ -79,7 +80,7 @@ async def stream(
                 total = len(acknowledged["orders"]) + len(acknowledged["deposits"])
                 if total >= KILL_AFTER_ACKS and not killed.is_set():
                     killed.set()
-                    server.kill()
+                    await asyncio.to_thread(stop)
             except httpx.HTTPError:
                 return
 
@@ -176,10 +177,20 @@ def reported_depth(client: httpx.Client) -> tuple[dict[int, int], dict[int, int]
 
 
 @pytest.mark.timeout(600)
-def test_sigkill_mid_stream_loses_nothing_acknowledged_and_half_applies_nothing(
-    tmp_path: Path,
+@pytest.mark.parametrize("how", ["sigkill", "sigterm"])
+def test_stop_mid_stream_loses_nothing_acknowledged_and_half_applies_nothing(
+    tmp_path: Path, how: str
 ) -> None:
+    """SIGKILL: a crash. SIGTERM: a graceful stop that must finish what it accepted, exit 0."""
     server = ServerProcess(tmp_path / "data")
+    exit_codes: list[int] = []
+
+    def stop() -> None:
+        if how == "sigkill":
+            server.kill()
+        else:
+            exit_codes.append(server.stop())
+
     server.start()
     with server.client() as client:
         wallets = [new_wallet(client, f"member-{index}") for index in range(WALLETS)]
@@ -187,7 +198,8 @@ def test_sigkill_mid_stream_loses_nothing_acknowledged_and_half_applies_nothing(
             deposit(client, wallet_id, "USDT", "100000")
             deposit(client, wallet_id, "BTC", "5")
         token = client.headers["Authorization"].split()[1]
-    acknowledged = asyncio.run(stream(server, token, wallets, seed=20261122))
+    acknowledged = asyncio.run(stream(server, token, wallets, seed=20261122, stop=stop))
+    assert exit_codes == ([] if how == "sigkill" else [0])
 
     server.start()  # recovery from what was committed before the kill
     state = asyncio.run(committed_state(server.data_dir))

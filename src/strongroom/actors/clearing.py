@@ -12,6 +12,8 @@ can never leave a hold without its order or a fill without its hold.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from typing import Any
 
 from strongroom.actors.ledger import Ledger
 from strongroom.actors.messages import (
@@ -57,10 +59,10 @@ DEPOSIT_TRANSITIONS: dict[tuple[str, str], bool] = {
 }
 
 
+@dataclass(slots=True)
 class OrderRecord:
     """The live, mutable side of an `OrderState`; snapshots leave the clearing, never this."""
 
-    __slots__ = OrderState.__slots__
     order_id: int
     wallet_id: str
     market: str
@@ -84,13 +86,9 @@ class OrderRecord:
     updated_ns: int
     reason: str
 
-    def __init__(self, *values: object) -> None:
-        for name, value in zip(self.__slots__, values, strict=True):
-            setattr(self, name, value)
-
     @classmethod
     def of(cls, state: OrderState) -> OrderRecord:
-        return cls(*(getattr(state, name) for name in cls.__slots__))
+        return cls(*astuple_shallow(state))
 
     live = OrderState.live
 
@@ -102,6 +100,10 @@ class OrderRecord:
             self.funds, self.remaining, self.visible, self.priority, self.created_ns,
             self.updated_ns, self.reason,
         )  # fmt: skip
+
+
+def astuple_shallow(state: OrderState) -> tuple[Any, ...]:
+    return tuple(getattr(state, field.name) for field in fields(state))
 
 
 class ClearingError(AssertionError):
