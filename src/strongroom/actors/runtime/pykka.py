@@ -276,7 +276,7 @@ class VaultShardActor(_Actor):
         for wallet_id in [
             wallet_id
             for wallet_id, used_s in self.last_used.items()
-            if now_s - used_s > self.idle_s and self.vaults[wallet_id].idle
+            if now_s - used_s >= self.idle_s and self.vaults[wallet_id].idle
         ]:
             del self.vaults[wallet_id]
             del self.last_used[wallet_id]
@@ -301,6 +301,7 @@ def start(
     fatal: Fatal,
     *,
     shards: int = 4,
+    vault_idle_s: float = 60.0,
     clock_ns: Callable[[], int] = time.time_ns,
 ) -> tuple[PykkaRuntime, dict[str, MarketTop]]:
     directory = Directory()
@@ -317,7 +318,9 @@ def start(
         directory.books[market] = reference
         actors.append(reference)
     for _ in range(shards):
-        shard: pykka.ActorRef[Any] = VaultShardActor.start(config, tops, bridge, directory, fatal)
+        shard: pykka.ActorRef[Any] = VaultShardActor.start(
+            config, tops, bridge, directory, fatal, idle_s=vault_idle_s
+        )
         directory.shards.append(shard)
         actors.append(shard)
     by_shard: defaultdict[int, list[RestoreOpenOrder]] = defaultdict(list)
