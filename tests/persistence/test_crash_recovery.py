@@ -108,6 +108,7 @@ async def committed_state(data_dir: Path) -> dict[str, Any]:
         }
     finally:
         await connection.close()
+        server.cleanup()  # forget this process as a user of the server (it keeps running)
 
 
 def expected_balances(state: dict[str, Any]) -> dict[tuple[str, str], list[int]]:

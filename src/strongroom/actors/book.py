@@ -502,12 +502,14 @@ class OrderBook:
         if order.side == _BUY:
             levels = self._bid_levels
             prices = self._bid_prices
+            best = -1  # index of the best price in `prices`
             opposite = self._ask_prices
             if opposite and opposite[0] <= price:
                 crosses = True
         else:
             levels = self._ask_levels
             prices = self._ask_prices
+            best = 0
             opposite = self._bid_prices
             if opposite and opposite[-1] >= price:
                 crosses = True
@@ -517,7 +519,10 @@ class OrderBook:
         level = levels[old_price]
         level.remove(order)
         if not level:
-            self._level_emptied(order.side, old_price)
+            if old_price == prices[best] or self._empty_levels >= _EMPTY_LEVELS_KEPT:
+                self._level_emptied(order.side, old_price)
+            else:
+                self._empty_levels += 1  # kept for reuse: see _level_emptied
         order.price = price
         order.quantity = quantity
         events.append(_replaced(order_id, price, quantity, remaining, False))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import psutil
 from loguru import logger
 
 Pool = asyncpg.Pool
@@ -29,9 +31,18 @@ class EmbeddedPostgres:
         from pgserver import get_server  # type: ignore[attr-defined]
 
         self.directory.mkdir(parents=True, exist_ok=True)
+        self._forget_dead_users()
         self._server = get_server(self.directory, cleanup_mode="stop")
         uri: str = self._server.get_uri()
         return uri
+
+    def _forget_dead_users(self) -> None:
+        """pgserver stops the server when its last user exits; a process killed with
+        SIGKILL never says goodbye, so drop the ids of processes that no longer exist."""
+        users = self.directory / ".handle_pids.json"
+        if users.exists():
+            alive = [pid for pid in json.loads(users.read_text()) if psutil.pid_exists(pid)]
+            users.write_text(json.dumps(alive))
 
     def stop(self) -> None:
         if self._server is not None:
