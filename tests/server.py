@@ -76,6 +76,18 @@ class ServerProcess:
         self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout_s)
 
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def close(self) -> None:
+        """Stop whatever is still running (for teardown after a failed test)."""
+        if self.running:
+            try:
+                self.stop(timeout_s=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
     def kill(self) -> None:
         assert self.process is not None
         self.process.send_signal(signal.SIGKILL)

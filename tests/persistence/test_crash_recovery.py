@@ -12,7 +12,7 @@ import asyncio
 import random
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -177,13 +177,19 @@ def reported_depth(client: httpx.Client) -> tuple[dict[int, int], dict[int, int]
     return levels(depth["bids"]), levels(depth["asks"])
 
 
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    process = ServerProcess(tmp_path / "data")
+    yield process
+    process.close()
+
+
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("how", ["sigkill", "sigterm"])
 def test_stop_mid_stream_loses_nothing_acknowledged_and_half_applies_nothing(
-    tmp_path: Path, how: str
+    server: ServerProcess, how: str
 ) -> None:
     """SIGKILL: a crash. SIGTERM: a graceful stop that must finish what it accepted, exit 0."""
-    server = ServerProcess(tmp_path / "data")
     exit_codes: list[int] = []
 
     def stop() -> None:
