@@ -23,6 +23,7 @@ from strongroom.config import TradingConfig
 from strongroom.errors import StrongroomError
 
 T = TypeVar("T")
+IN_FLIGHT_MAX = 50_000
 
 
 class ServiceUnavailable(StrongroomError):
@@ -47,10 +48,14 @@ class Trading:
         self._deposit_ids = itertools.count(next_deposit_id)
         self._clock_ns = clock_ns
         self.accepting = True
+        # Backpressure: mailboxes are unbounded, so the edge bounds what it lets in.
+        self.in_flight_max = IN_FLIGHT_MAX
 
     async def _call(self, address: ActorAddress, make: Callable[[int], Any]) -> Any:
         if not self.accepting:
             raise ServiceUnavailable("the service is shutting down")
+        if self._bridge.in_flight >= self.in_flight_max:
+            raise ServiceUnavailable("too many commands in flight; retry shortly")
         token, future = self._bridge.token()
         self._bridge.send(address, make(token))
         try:

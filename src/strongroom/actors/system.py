@@ -67,6 +67,10 @@ class Bridge:
 
     # --------------------------------------------------------------- loop side
 
+    @property
+    def in_flight(self) -> int:
+        return len(self._waiting)
+
     def token(self) -> tuple[int, asyncio.Future[Any]]:
         """A reply token and its future, failed with `TimeoutError` if no reply comes in time."""
         token = next(self._tokens)

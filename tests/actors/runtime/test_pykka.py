@@ -24,7 +24,7 @@ from strongroom.actors.messages import (
 from strongroom.actors.runtime import pykka as runtime
 from strongroom.actors.system import Bridge
 from strongroom.config import DEFAULT
-from strongroom.service import Trading
+from strongroom.service import ServiceUnavailable, Trading
 
 
 class Harness:
@@ -172,3 +172,22 @@ async def test_a_broken_behaviour_is_fatal_not_silent() -> None:
         assert "broken invariant" in str(harness.fatal[0])
     finally:
         harness.stop()
+
+
+@pytest.mark.asyncio(loop_scope="function")
+async def test_the_edge_refuses_work_beyond_its_in_flight_limit(
+    harness: tuple[Harness, Trading],
+) -> None:
+    _, trading = harness
+    await fund(trading, "w")
+    trading.in_flight_max = 3
+    replies = await asyncio.gather(
+        *(
+            trading.place(wallet_id="w", market="ETH-USDT", side=Side.BUY, kind=OrderKind.LIMIT,
+                          price=100_000, quantity=1)
+            for _ in range(5)
+        ),
+        return_exceptions=True,
+    )  # fmt: skip
+    assert sum(isinstance(reply, OrderState) for reply in replies) == 3
+    assert sum(isinstance(reply, ServiceUnavailable) for reply in replies) == 2
