@@ -263,6 +263,11 @@ class OrderBook:
         return self._last_price
 
     @property
+    def collar_bps(self) -> int:
+        """A market order's limit: this many basis points beyond the best opposite price."""
+        return self._collar_up - BASIS_POINTS
+
+    @property
     def next_trade_id(self) -> int:
         return self._next_trade_id
 

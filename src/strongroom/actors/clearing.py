@@ -179,11 +179,12 @@ class Clearing:
                     unit.transfers.append(hold)
             for event in events:
                 if isinstance(event, Trade):
+                    # No idempotency key: a trade id is settled once by construction, and
+                    # the trades table's key guards it in the same transaction.
                     self._apply(
                         unit,
                         "trade",
                         settlement(market, self.config.currencies, self.config.fees, event),
-                        key=f"trade:{market.symbol}:{event.trade_id}",
                     )
                     notional = market.quote_minor(event.price, event.quantity)
                     unit.trades.append(
