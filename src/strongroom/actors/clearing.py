@@ -260,7 +260,7 @@ class Clearing:
                 return Refused(
                     "idempotency_conflict", f"tid {request.tid} was used with other content"
                 )
-            return existing
+            return self._after_commit(request.token, existing)
         unit = JournalUnit([], [], [], [], {}, [])
         transfer_id: int | None = None
         if request.accept:
@@ -291,7 +291,8 @@ class Clearing:
         if deposit is None:
             return Refused("not_found", f"deposit {request.tid} not found")
         if deposit.state == request.state:
-            return deposit  # a repeat of the same change answers the first result
+            # A repeat of the same change answers the first result.
+            return self._after_commit(request.token, deposit)
         credit = DEPOSIT_TRANSITIONS.get((deposit.state, request.state))
         if credit is None:
             return Refused(
@@ -316,6 +317,12 @@ class Clearing:
         return unit
 
     # ------------------------------------------------------------------ helpers
+
+    @staticmethod
+    def _after_commit(token: int, reply: Reply) -> JournalUnit:
+        """A reply with no effects of its own that must not overtake the commit of the
+        effects it reports (the first attempt may still be on its way to the journal)."""
+        return JournalUnit([], [], [], [], {}, [(token, reply)])
 
     def _transfer(
         self, kind: str, postings: tuple[Posting, ...], key: str | None = None

@@ -168,6 +168,8 @@ class Journal:
             for account, delta in balance_deltas(group).items()
             if delta
         ]
+        if not (transfers or trades or orders or deposits or sequences):
+            return  # replies only: the groups before this one are already committed
         async with self._pool.acquire() as connection, connection.transaction():
             if transfers:
                 await connection.copy_records_to_table(
