@@ -296,6 +296,20 @@ def test_sell_stops_trigger_highest_stop_first_then_by_arrival() -> None:
     assert [o.order.order_id for o in book.open_orders() if o.pending] == [13]
 
 
+def test_when_both_sides_are_due_the_earlier_stop_goes_first() -> None:
+    book = book_with(
+        sell(1, 100, 1, "x"),
+        sell(2, 101, 5, "x"),
+        buy(3, 99, 5, "y"),
+        sell(10, 99, 1, "t", kind=STOP_LIMIT, stop=100),
+        buy(11, 101, 1, "u", kind=STOP_LIMIT, stop=100),
+    )
+    events = book.handle(buy(20, 100, 1))
+    # The sell trades at 99, after which the buy stop (100) is no longer due.
+    assert [e.order_id for e in events if isinstance(e, OrderTriggered)] == [10]
+    assert book.last_price == 99
+
+
 def test_a_pending_stop_can_be_canceled_but_not_replaced() -> None:
     book = book_with(buy(1, 100, 3, kind=STOP_LIMIT, stop=105))
     assert book.handle(ReplaceOrder(1, "b", 101, 3)) == [OrderRejected(1, RejectReason.NOT_ALLOWED)]
@@ -637,11 +651,29 @@ def test_fast_events_are_genuine_frozen_instances(event: BookEvent) -> None:
         setattr(built, dataclasses.fields(event)[0].name, 0)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Unslotted:
+    value: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Checked:
+    value: int
+
+    def __post_init__(self) -> None:
+        assert self.value >= 0
+
+
+@pytest.mark.parametrize("cls", [_Unslotted, _Checked, tuple])
+def test_an_event_class_without_a_twin_keeps_its_own_constructor(cls: type[Any]) -> None:
+    assert _event_factory(cls) is cls
+
+
 # --------------------------------------------------------------------------- recovery
 
 
 def restored(book: OrderBook) -> OrderBook:
-    copy = OrderBook(book.market_id)
+    copy = OrderBook(book.market_id, collar_bps=book.collar_bps)
     for open_order in book.open_orders():
         if open_order.pending:
             copy.restore_pending(open_order.order, open_order.remaining, open_order.priority)
@@ -1023,8 +1055,8 @@ class BookModel:
             assert levels == ordered
         assert book.last_price == self.last_price
         for order_id, total in self.totals.items():
-            order = live.get(order_id)
-            open_quantity = order.remaining if order else 0
+            live_order = live.get(order_id)
+            open_quantity = live_order.remaining if live_order else 0
             accounted = self.filled.get(order_id, 0) + self.canceled.get(order_id, 0)
             assert total == accounted + open_quantity, f"order {order_id} lost quantity"
 
@@ -1069,7 +1101,7 @@ class BookMachine(RuleBasedStateMachine):
     def some_order_id(self, data: st.DataObject) -> int:
         """Mostly a live order, sometimes any id ever used (or not yet)."""
         live = sorted({*self.model.resting, *self.model.pending})
-        if live and data.draw(st.integers(min_value=0, max_value=5)):
+        if data.draw(st.integers(min_value=0, max_value=5)) > 0 and live:
             return data.draw(st.sampled_from(live))
         return data.draw(st.integers(min_value=1, max_value=self.next_order_id))
 
@@ -1161,7 +1193,7 @@ class BookMachine(RuleBasedStateMachine):
     @rule(data=st.data(), price=prices, quantity=quantities)
     def replace(self, data: st.DataObject, price: int, quantity: int) -> None:
         resting = sorted(self.model.resting)
-        if resting and data.draw(st.integers(min_value=0, max_value=5)):
+        if data.draw(st.integers(min_value=0, max_value=5)) > 0 and resting:
             order_id = data.draw(st.sampled_from(resting))
         else:
             order_id = self.some_order_id(data)

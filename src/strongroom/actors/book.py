@@ -109,6 +109,8 @@ def _unfrozen_twin(cls: type[Any]) -> type[Any] | None:
     equal to `cls(*values)`. None when `cls` is not a plain slotted dataclass (a
     `__post_init__`, an `init=False` field, slots other than its fields) or the probe fails.
     """
+    if not dataclasses.is_dataclass(cls):
+        return None
     fields = dataclasses.fields(cls)
     names = tuple(field.name for field in fields)
     if (
@@ -132,8 +134,10 @@ def _unfrozen_twin(cls: type[Any]) -> type[Any] | None:
 def _event_factory(cls: type[_Event]) -> Callable[..., _Event]:
     """A positional constructor for the event class `cls`: through its twin when it has one."""
     twin = _unfrozen_twin(cls)
+    if twin is None:
+        return cls
     names = [field.name for field in dataclasses.fields(cast(Any, cls))]
-    if twin is None or {"new_", "twin_", "class_", "event_"}.intersection(names):
+    if {"new_", "twin_", "class_", "event_"}.intersection(names):
         return cls
     stores = "".join(f"    event_.{name} = {name}\n" for name in names)
     source = (
@@ -152,7 +156,7 @@ def _inline_twin(cls: type[Any], names: tuple[str, ...]) -> Any:
     """The twin for events built inline, which name their fields: checked here, at import."""
     twin = _unfrozen_twin(cls)
     if twin is None or tuple(field.name for field in dataclasses.fields(cls)) != names:
-        raise ImportError(f"book.py builds {cls.__name__}{names} inline: update it")
+        raise ImportError(f"book.py builds {cls.__name__}{names} inline (in _replace): update it")
     return twin
 
 
