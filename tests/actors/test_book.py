@@ -5,12 +5,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from strongroom.actors.book import BookInvariantError, OrderBook, _event_factory
+from strongroom.actors.book import BookInvariantError, OrderBook
 from strongroom.actors.messages import (
     BookCommand,
     BookEvent,
@@ -626,49 +627,6 @@ def test_a_crossed_book_is_never_left_behind() -> None:
         book.handle(buy(2, 90, 1))
 
 
-@pytest.mark.parametrize(
-    "event",
-    [
-        OrderAccepted(1),
-        OrderRejected(2, RejectReason.DUPLICATE_ORDER),
-        OrderPending(3, 4),
-        OrderTriggered(5),
-        OrderRested(6, 7, 8, 9, 10),
-        Trade(1, 2, 3, SELL, 4, "m", 5, 6, "t", 7),
-        OrderCanceled(8, 9, CancelReason.SELF_TRADE),
-        OrderReplaced(1, 2, 3, 4, True),
-    ],
-)
-def test_fast_events_are_genuine_frozen_instances(event: BookEvent) -> None:
-    cls = type(event)
-    values = [getattr(event, field.name) for field in dataclasses.fields(event)]
-    built = _event_factory(cls)(*values)
-    assert type(built) is cls
-    assert built == event
-    assert hash(built) == hash(event)
-    assert repr(built) == repr(event)
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        setattr(built, dataclasses.fields(event)[0].name, 0)
-
-
-@dataclasses.dataclass(frozen=True)
-class _Unslotted:
-    value: int
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Checked:
-    value: int
-
-    def __post_init__(self) -> None:
-        assert self.value >= 0
-
-
-@pytest.mark.parametrize("cls", [_Unslotted, _Checked, tuple])
-def test_an_event_class_without_a_twin_keeps_its_own_constructor(cls: type[Any]) -> None:
-    assert _event_factory(cls) is cls
-
-
 # --------------------------------------------------------------------------- recovery
 
 
@@ -723,7 +681,7 @@ def test_restoring_checks_what_it_is_given() -> None:
     with pytest.raises(ValueError, match="already"):
         book.restore_resting(order, 5, 5, 4)
     with pytest.raises(ValueError, match="ascend"):
-        book.restore_resting(dataclasses.replace(order, order_id=2), 5, 5, 2)
+        book.restore_resting(msgspec.structs.replace(order, order_id=2), 5, 5, 2)
     with pytest.raises(ValueError, match="cross"):
         book.restore_resting(BookOrder(3, "s", SELL, LIMIT, 100, 5), 5, 5, 6)
     with pytest.raises(ValueError, match="visible"):

@@ -33,8 +33,9 @@ from __future__ import annotations
 
 import dataclasses
 from bisect import bisect_left, insort
-from collections.abc import Callable, Iterable
-from typing import Any, TypeVar, cast
+from collections.abc import Iterable
+
+import msgspec
 
 from strongroom.actors.messages import (
     BookCommand,
@@ -94,87 +95,16 @@ class BookInvariantError(StrongroomError):
 
 
 # --------------------------------------------------------------------------- events
+# Events are msgspec Structs (see messages.py): built by their own constructors, cheaply.
 
-_Event = TypeVar("_Event")
-
-
-def _unfrozen_twin(cls: type[Any]) -> type[Any] | None:
-    """A plain class with the same slots as the frozen, slotted dataclass `cls`, or None.
-
-    A frozen dataclass's `__init__` stores each field through `object.__setattr__`, which
-    costs about a microsecond for five fields; the book builds one to three events per
-    command, so that alone would cap it far below its target. An event is instead built
-    on this twin (plain slot stores) and then given `__class__ = cls`, which Python allows
-    between classes of identical layout: the result is a genuine, frozen instance of `cls`,
-    equal to `cls(*values)`. None when `cls` is not a plain slotted dataclass (a
-    `__post_init__`, an `init=False` field, slots other than its fields) or the probe fails.
-    """
-    if not dataclasses.is_dataclass(cls):
-        return None
-    fields = dataclasses.fields(cls)
-    names = tuple(field.name for field in fields)
-    if (
-        names != getattr(cls, "__slots__", None)
-        or hasattr(cls, "__post_init__")
-        or not all(field.init for field in fields)
-    ):
-        return None
-    twin = type(f"_Unfrozen{cls.__name__}", (), {"__slots__": names})
-    values = tuple(range(len(names)))
-    probe: Any = object.__new__(twin)
-    for name, value in zip(names, values, strict=True):
-        setattr(probe, name, value)
-    try:
-        probe.__class__ = cls
-    except TypeError:
-        return None
-    return twin if probe == cls(*values) else None
-
-
-def _event_factory(cls: type[_Event]) -> Callable[..., _Event]:
-    """A positional constructor for the event class `cls`: through its twin when it has one."""
-    twin = _unfrozen_twin(cls)
-    if twin is None:
-        return cls
-    names = [field.name for field in dataclasses.fields(cast(Any, cls))]
-    if {"new_", "twin_", "class_", "event_"}.intersection(names):
-        return cls
-    stores = "".join(f"    event_.{name} = {name}\n" for name in names)
-    source = (
-        f"def construct({', '.join(names)}):\n"
-        "    event_ = new_(twin_)\n"
-        f"{stores}"
-        "    event_.__class__ = class_\n"
-        "    return event_\n"
-    )
-    namespace: dict[str, Any] = {"new_": object.__new__, "twin_": twin, "class_": cls}
-    exec(source, namespace)
-    return cast(Callable[..., _Event], namespace["construct"])
-
-
-def _inline_twin(cls: type[Any], names: tuple[str, ...]) -> Any:
-    """The twin for events built inline, which name their fields: checked here, at import."""
-    twin = _unfrozen_twin(cls)
-    if twin is None or tuple(field.name for field in dataclasses.fields(cls)) != names:
-        raise ImportError(f"book.py builds {cls.__name__}{names} inline (in _replace): update it")
-    return twin
-
-
-_accepted: Callable[[int], OrderAccepted] = _event_factory(OrderAccepted)
-_rejected: Callable[[int, RejectReason], OrderRejected] = _event_factory(OrderRejected)
-_pending: Callable[[int, int], OrderPending] = _event_factory(OrderPending)
-_triggered: Callable[[int], OrderTriggered] = _event_factory(OrderTriggered)
-_rested: Callable[[int, int, int, int, int], OrderRested] = _event_factory(OrderRested)
-_trade: Callable[[int, int, int, Side, int, str, int, int, str, int], Trade] = _event_factory(Trade)
-_canceled: Callable[[int, int, CancelReason], OrderCanceled] = _event_factory(OrderCanceled)
-_replaced: Callable[[int, int, int, int, bool], OrderReplaced] = _event_factory(OrderReplaced)
-# A move (a replace that loses priority: most of a busy book's traffic) builds its two
-# events inline, a call less each.
-_new_event = object.__new__
-_REPLACED_TWIN = _inline_twin(
-    OrderReplaced, ("order_id", "price", "quantity", "remaining", "priority_kept")
-)
-_RESTED_TWIN = _inline_twin(OrderRested, ("order_id", "price", "remaining", "visible", "priority"))
+_accepted = OrderAccepted
+_rejected = OrderRejected
+_pending = OrderPending
+_triggered = OrderTriggered
+_rested = OrderRested
+_trade = Trade
+_canceled = OrderCanceled
+_replaced = OrderReplaced
 
 
 # --------------------------------------------------------------------------- orders
@@ -424,7 +354,7 @@ class OrderBook:
         terms = order.terms
         if terms.price == order.price and terms.quantity == order.quantity:
             return terms
-        return dataclasses.replace(terms, price=order.price, quantity=order.quantity)
+        return msgspec.structs.replace(terms, price=order.price, quantity=order.quantity)
 
     # ------------------------------------------------------------------ commands
 
@@ -571,14 +501,7 @@ class OrderBook:
                 self._empty_levels += 1  # kept for reuse: see _level_emptied
         order.price = price
         order.quantity = quantity
-        replaced = _new_event(_REPLACED_TWIN)  # = _replaced(order_id, ..., False), inline
-        replaced.order_id = order_id
-        replaced.price = price
-        replaced.quantity = quantity
-        replaced.remaining = remaining
-        replaced.priority_kept = False
-        replaced.__class__ = OrderReplaced
-        events.append(replaced)
+        events.append(_replaced(order_id, price, quantity, remaining, False))
         if crosses:
             take = self._take_asks if order.side == _BUY else self._take_bids
             remaining = take(order_id, order.wallet_id, remaining, price, events)
@@ -601,14 +524,7 @@ class OrderBook:
         priority = self._next_priority
         self._next_priority = priority + 1
         order.priority = priority
-        rested = _new_event(_RESTED_TWIN)  # = _rested(order_id, price, ..., priority), inline
-        rested.order_id = order_id
-        rested.price = price
-        rested.remaining = remaining
-        rested.visible = visible
-        rested.priority = priority
-        rested.__class__ = OrderRested
-        events.append(rested)
+        events.append(_rested(order_id, price, remaining, visible, priority))
         return True
 
     # ------------------------------------------------------------------ matching

@@ -12,8 +12,9 @@ can never leave a hold without its order or a fill without its hold.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass
+
+import msgspec
 
 from strongroom.actors.ledger import Ledger
 from strongroom.actors.messages import (
@@ -88,7 +89,7 @@ class OrderRecord:
 
     @classmethod
     def of(cls, state: OrderState) -> OrderRecord:
-        return cls(*astuple_shallow(state))
+        return cls(*msgspec.structs.astuple(state))
 
     live = OrderState.live
 
@@ -100,10 +101,6 @@ class OrderRecord:
             self.funds, self.remaining, self.visible, self.priority, self.created_ns,
             self.updated_ns, self.reason,
         )  # fmt: skip
-
-
-def astuple_shallow(state: OrderState) -> tuple[Any, ...]:
-    return tuple(getattr(state, field.name) for field in fields(state))
 
 
 class ClearingError(AssertionError):

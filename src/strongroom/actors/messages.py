@@ -9,6 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
+import msgspec
+
+
+class Message(msgspec.Struct, frozen=True, gc=False):
+    """Base of every message: immutable, hashable, cheap to build (msgspec Structs are
+    C-level; a frozen dataclass pays for `object.__setattr__` on every field)."""
+
+
 # --------------------------------------------------------------------------- orders
 
 
@@ -51,8 +59,7 @@ class RejectReason(IntEnum):
     NOT_ALLOWED = 12
 
 
-@dataclass(frozen=True, slots=True)
-class BookOrder:
+class BookOrder(Message, frozen=True):
     """The terms of an order as its book needs them.
 
     `price`: limit price in ticks. For a market or stop-market *buy* it is the cap the
@@ -76,19 +83,16 @@ class BookOrder:
 # Book commands
 
 
-@dataclass(frozen=True, slots=True)
-class PlaceOrder:
+class PlaceOrder(Message, frozen=True):
     order: BookOrder
 
 
-@dataclass(frozen=True, slots=True)
-class CancelOrder:
+class CancelOrder(Message, frozen=True):
     order_id: int
     wallet_id: str
 
 
-@dataclass(frozen=True, slots=True)
-class ReplaceOrder:
+class ReplaceOrder(Message, frozen=True):
     """New limit price (ticks) and new total quantity (lots, filled part included)."""
 
     order_id: int
@@ -102,21 +106,18 @@ BookCommand = PlaceOrder | CancelOrder | ReplaceOrder
 # Book events
 
 
-@dataclass(frozen=True, slots=True)
-class OrderAccepted:
+class OrderAccepted(Message, frozen=True):
     """The book has sequenced the order; its fills (if any) follow."""
 
     order_id: int
 
 
-@dataclass(frozen=True, slots=True)
-class OrderRejected:
+class OrderRejected(Message, frozen=True):
     order_id: int
     reason: RejectReason
 
 
-@dataclass(frozen=True, slots=True)
-class OrderPending:
+class OrderPending(Message, frozen=True):
     """A stop order parked until the last trade price reaches its stop.
 
     `priority` comes from the same per-book counter as `OrderRested.priority`; among stops
@@ -127,13 +128,11 @@ class OrderPending:
     priority: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class OrderTriggered:
+class OrderTriggered(Message, frozen=True):
     order_id: int
 
 
-@dataclass(frozen=True, slots=True)
-class OrderRested:
+class OrderRested(Message, frozen=True):
     """The order (or an iceberg's refilled tip) joined the back of its price level.
 
     `priority` rises strictly within a book: ordering resting orders of one level by it
@@ -147,8 +146,7 @@ class OrderRested:
     priority: int
 
 
-@dataclass(frozen=True, slots=True)
-class Trade:
+class Trade(Message, frozen=True):
     trade_id: int
     price: int
     quantity: int
@@ -161,15 +159,13 @@ class Trade:
     taker_remaining: int
 
 
-@dataclass(frozen=True, slots=True)
-class OrderCanceled:
+class OrderCanceled(Message, frozen=True):
     order_id: int
     quantity: int  # lots canceled (what was still open)
     reason: CancelReason
 
 
-@dataclass(frozen=True, slots=True)
-class OrderReplaced:
+class OrderReplaced(Message, frozen=True):
     order_id: int
     price: int
     quantity: int  # new total
@@ -206,8 +202,7 @@ class AccountCode(IntEnum):
     EXPENSE_COIN = 402
 
 
-@dataclass(frozen=True, slots=True)
-class Account:
+class Account(Message, frozen=True):
     """One balance: member accounts (2xx) name a wallet, system accounts do not."""
 
     code: AccountCode
@@ -215,8 +210,7 @@ class Account:
     wallet_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Posting:
+class Posting(Message, frozen=True):
     """`amount` minor units from `debit` to `credit` (same currency).
 
     `hold_id` names the hold (an order or withdrawal id) when the posting credits or
@@ -229,8 +223,7 @@ class Posting:
     hold_id: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Transfer:
+class Transfer(Message, frozen=True):
     """A set of postings applied whole or not at all.
 
     `key` is the idempotency key (None: not idempotent); `kind` says what caused it
@@ -249,20 +242,17 @@ class TransferRejection(IntEnum):
     INVALID = 3  # empty, non-positive amount, mixed currencies, wrong account kind
 
 
-@dataclass(frozen=True, slots=True)
-class TransferApplied:
+class TransferApplied(Message, frozen=True):
     transfer: Transfer
 
 
-@dataclass(frozen=True, slots=True)
-class TransferDuplicate:
+class TransferDuplicate(Message, frozen=True):
     """Same key and same content as an applied transfer: that first result, unchanged."""
 
     first: Transfer
 
 
-@dataclass(frozen=True, slots=True)
-class TransferRejected:
+class TransferRejected(Message, frozen=True):
     transfer: Transfer
     reason: TransferRejection
     detail: str = ""
@@ -275,8 +265,7 @@ TransferOutcome = TransferApplied | TransferDuplicate | TransferRejected
 # `token` names the edge's waiting reply; 0 means nobody waits.
 
 
-@dataclass(frozen=True, slots=True)
-class OrderRequest:
+class OrderRequest(Message, frozen=True):
     """A validated new order from an edge, in ticks and lots."""
 
     token: int
@@ -296,16 +285,14 @@ class OrderRequest:
     at_ns: int
 
 
-@dataclass(frozen=True, slots=True)
-class CancelRequest:
+class CancelRequest(Message, frozen=True):
     token: int
     wallet_id: str
     order_id: int
     at_ns: int
 
 
-@dataclass(frozen=True, slots=True)
-class DepositRequest:
+class DepositRequest(Message, frozen=True):
     token: int
     deposit_id: int
     tid: str
@@ -317,8 +304,7 @@ class DepositRequest:
     at_ns: int
 
 
-@dataclass(frozen=True, slots=True)
-class DepositStateRequest:
+class DepositStateRequest(Message, frozen=True):
     """Seed 002's `PUT /deposits/state`: load the money of a submitted deposit, or drop it."""
 
     token: int
@@ -327,8 +313,7 @@ class DepositStateRequest:
     at_ns: int
 
 
-@dataclass(frozen=True, slots=True)
-class Admitted:
+class Admitted(Message, frozen=True):
     """A vault admitted the order: the hold its book needs (None: nothing to hold)."""
 
     request: OrderRequest
@@ -336,22 +321,19 @@ class Admitted:
     hold: Posting | None
 
 
-@dataclass(frozen=True, slots=True)
-class BookBatch:
+class BookBatch(Message, frozen=True):
     market: str
     commands: tuple[tuple[int, BookCommand], ...]
 
 
-@dataclass(frozen=True, slots=True)
-class BookResults:
+class BookResults(Message, frozen=True):
     market: str
     results: tuple[tuple[int, BookCommand, tuple[BookEvent, ...]], ...]
     sequence: int
     at_ns: int
 
 
-@dataclass(frozen=True, slots=True)
-class OrdersEnded:
+class OrdersEnded(Message, frozen=True):
     """Told to vault shards once orders of their wallets ended (filled, canceled, rejected)."""
 
     orders: tuple[tuple[str, int], ...]
@@ -360,8 +342,7 @@ class OrdersEnded:
 # --------------------------------------------------------------------------- states
 
 
-@dataclass(frozen=True, slots=True)
-class OrderState:
+class OrderState(Message, frozen=True):
     order_id: int
     wallet_id: str
     market: str
@@ -390,8 +371,7 @@ class OrderState:
         return self.status in ("new", "pending", "open")
 
 
-@dataclass(frozen=True, slots=True)
-class TradeRecord:
+class TradeRecord(Message, frozen=True):
     market: str
     trade_id: int
     price: int
@@ -402,8 +382,7 @@ class TradeRecord:
     at_ns: int
 
 
-@dataclass(frozen=True, slots=True)
-class DepositState:
+class DepositState(Message, frozen=True):
     deposit_id: int
     tid: str
     wallet_id: str
@@ -419,16 +398,14 @@ class DepositState:
 # --------------------------------------------------------------------------- replies
 
 
-@dataclass(frozen=True, slots=True)
-class Refused:
+class Refused(Message, frozen=True):
     """The command changed nothing; `code` is the snake_case problem code."""
 
     code: str
     detail: str
 
 
-@dataclass(frozen=True, slots=True)
-class DuplicateOrder:
+class DuplicateOrder(Message, frozen=True):
     order_id: int
     same_content: bool
 
