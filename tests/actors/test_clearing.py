@@ -11,6 +11,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from strongroom.actors.messages import (
     Account,
     AccountCode,
+    BookOrder,
     OrderKind,
     OrderState,
     Refused,
@@ -180,3 +181,53 @@ class PipelineMachine(RuleBasedStateMachine):
 
 TestPipeline = PipelineMachine.TestCase
 TestPipeline.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
+
+
+class RecoverableMachine(PipelineMachine):
+    """What recovery reads (the clearing's order records, as journaled) mirrors each book."""
+
+    @invariant()
+    def order_records_mirror_the_books(self) -> None:
+        records = self.pipeline.clearing.orders
+        in_books = {}
+        for book in self.pipeline.books.values():
+            for live in book.open_orders():
+                in_books[live.order.order_id] = live
+        assert set(in_books) == set(records)
+        for order_id, live in in_books.items():
+            record = records[order_id]
+            assert record.status == ("pending" if live.pending else "open")
+            assert (record.price, record.remaining, record.priority) == (
+                live.order.price,
+                live.remaining,
+                live.priority,
+            )
+            if not live.pending:
+                assert record.visible == live.visible
+
+    @invariant()
+    def a_book_rebuilt_from_the_records_is_the_same_book(self) -> None:
+        rebuilt = Pipeline().books
+        live = sorted(
+            self.pipeline.clearing.orders.values(), key=lambda o: (o.priority, o.order_id)
+        )
+        for record in live:
+            terms = BookOrder(
+                record.order_id, record.wallet_id, record.side, record.kind, record.price,
+                record.quantity, record.stop_price, record.display_quantity,
+                record.time_in_force, record.post_only,
+            )  # fmt: skip
+            book = rebuilt[record.market]
+            if record.status == "pending":
+                book.restore_pending(terms, record.remaining, record.priority)
+            else:
+                book.restore_resting(terms, record.remaining, record.visible, record.priority)
+        for symbol, book in self.pipeline.books.items():
+            assert rebuilt[symbol].depth(1000) == book.depth(1000)
+            assert [o.order.order_id for o in rebuilt[symbol].open_orders()] == [
+                o.order.order_id for o in book.open_orders()
+            ]
+
+
+TestRecoverable = RecoverableMachine.TestCase
+TestRecoverable.settings = settings(max_examples=40, stateful_step_count=40, deadline=None)

@@ -222,12 +222,15 @@ class Clearing:
                     if isinstance(command, PlaceOrder):
                         end(record(event.order_id), "rejected", event.reason.name.lower())
                 elif isinstance(event, OrderPending):
-                    record(event.order_id).status = "pending"
+                    order = record(event.order_id)
+                    order.status = "pending"
+                    order.priority = event.priority  # orders stops of one stop price
                 elif isinstance(event, OrderReplaced):
                     order = record(event.order_id)
                     order.price = event.price
                     order.quantity = event.quantity
                     order.remaining = event.remaining
+                    order.visible = min(order.visible, event.remaining)
             if token:
                 unit.replies.append((token, self._reply(command, events, touched)))
         unit.orders.extend(order.snapshot() for order in touched.values())
