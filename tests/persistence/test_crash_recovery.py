@@ -65,7 +65,7 @@ async def stream(
                     side = randomness.choice(["buy", "sell"])
                     price = 20_000 + randomness.randint(-40, 40) * 5
                     quantity = Decimal(randomness.randint(1, 50)) / 1000
-                    kind = randomness.choice(["limit"] * 8 + ["market"])
+                    kind = randomness.choice(["limit"] * 8 + ["market", "stop_limit"])
                     body: dict[str, Any] = {
                         "wallet_id": wallet_id, "market": MARKET, "side": side, "type": kind,
                         "quantity": str(quantity),
@@ -73,6 +73,12 @@ async def stream(
                     if kind == "limit":
                         body["price"] = f"{price}.00"
                         body["time_in_force"] = randomness.choice(["GTC"] * 5 + ["IOC"])
+                        if randomness.random() < 0.2 and quantity > Decimal("0.002"):
+                            body["display_quantity"] = "0.001"  # an iceberg
+                    elif kind == "stop_limit":  # near stops trigger, far ones stay pending
+                        body["price"] = f"{price}.00"
+                        offset = randomness.choice([-20, 20, -300, 300])
+                        body["stop_price"] = f"{price + offset}.00"
                     response = await client.post("/orders/", json=body)
                     if response.status_code == 201:
                         order = response.json()
@@ -223,6 +229,8 @@ def test_stop_mid_stream_loses_nothing_acknowledged_and_half_applies_nothing(
             assert row["filled"] >= int(Decimal(body["filled_quantity"]) * 10_000)
             answer = client.get(f"/orders/{order_id}/")
             assert answer.status_code == 200
+        statuses = {(row["kind"], row["status"]) for row in state["orders"].values()}
+        assert (2, "pending") in statuses, "the stream should leave pending stops to recover"
         for order_id in acknowledged["cancels"]:
             assert state["orders"][order_id]["status"] == "canceled"
         # Nothing half-applied: balances and books follow from the committed facts alone.
