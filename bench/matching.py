@@ -34,6 +34,8 @@ from pathlib import Path
 if importlib.util.find_spec("strongroom") is None:  # else as installed, or a mypyc build
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
+from baseline_book import PlainBook
+
 from strongroom.actors import book as book_module
 from strongroom.actors.book import OrderBook
 from strongroom.actors.messages import (
@@ -227,6 +229,18 @@ def throughput(stream: Stream, batch: int) -> tuple[float, int]:
     return elapsed, events
 
 
+def baseline_throughput(stream: Stream, batch: int) -> float:
+    """Seconds for the same stream through the plain baseline book (see baseline_book.py)."""
+    book = PlainBook()
+    book.handle_batch(stream.prefill)
+    commands = stream.commands
+    handle_batch = book.handle_batch
+    started = time.perf_counter()
+    for start in range(0, len(commands), batch):
+        handle_batch(commands[start : start + batch])
+    return time.perf_counter() - started
+
+
 def latencies(stream: Stream) -> array[int]:
     """Nanoseconds of each `handle` call, in stream order."""
     book = fresh_book(stream)
@@ -303,7 +317,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     gc.collect()
     gc.freeze()
 
-    runs = [throughput(stream, arguments.batch) for _ in range(arguments.repeat)]
+    # Ours and the baseline alternate, pass by pass, so that both see the same machine.
+    runs, baseline_seconds = [], []
+    for _ in range(arguments.repeat):
+        runs.append(throughput(stream, arguments.batch))
+        baseline_seconds.append(baseline_throughput(stream, arguments.batch))
     for _, events in runs:
         assert events == stream.events, f"replay produced {events} events, not {stream.events}"
     seconds = [elapsed for elapsed, _ in runs]
@@ -312,6 +330,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"throughput: {operations:,} ops, best {operations / min(seconds):,.0f} ops/s,"
         f" median {operations / statistics.median(seconds):,.0f} ops/s"
         f" (handle_batch, batches of {arguments.batch}, {arguments.repeat} passes)"
+    )
+    baseline = operations / statistics.median(baseline_seconds)
+    ours = operations / statistics.median(seconds)
+    print(
+        f"baseline (plain price-time book, no stops/icebergs/STP/checks, same stream, same run):"
+        f" median {baseline:,.0f} ops/s; ours / baseline = {ours / baseline:.2f}"
     )
 
     measured = latencies(stream)
