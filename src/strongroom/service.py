@@ -13,6 +13,7 @@ from strongroom.actors.messages import (
     DepositStateRequest,
     OrderKind,
     OrderRequest,
+    ReplaceRequest,
     Reply,
     Side,
     TimeInForce,
@@ -111,6 +112,14 @@ class Trading:
         at_ns = self._clock_ns()
         result: Reply = await self._call(
             self._shard(wallet_id), lambda token: CancelRequest(token, wallet_id, order_id, at_ns)
+        )
+        return result
+
+    async def replace(self, wallet_id: str, order_id: int, price: int, quantity: int) -> Reply:
+        at_ns = self._clock_ns()
+        result: Reply = await self._call(
+            self._shard(wallet_id),
+            lambda token: ReplaceRequest(token, wallet_id, order_id, price, quantity, at_ns),
         )
         return result
 

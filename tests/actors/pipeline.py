@@ -23,6 +23,9 @@ from strongroom.actors.messages import (
     OrderRequest,
     PlaceOrder,
     Refused,
+    ReplaceAdmitted,
+    ReplaceOrder,
+    ReplaceRequest,
     Reply,
     Side,
     TimeInForce,
@@ -93,6 +96,17 @@ class Pipeline:
         if market is None:
             return Refused("order_not_open", "")
         return self._book(market, next(self._tokens), CancelOrder(order_id, wallet_id))
+
+    def replace(self, wallet_id: str, order_id: int, price: int, quantity: int) -> Reply:
+        market = self.vault(wallet_id).open_orders.get(order_id)
+        if market is None:
+            return Refused("order_not_open", "")
+        request = ReplaceRequest(next(self._tokens), wallet_id, order_id, price, quantity, 0)
+        refusal = self.clearing.admit_replace(ReplaceAdmitted(request, market))
+        if refusal is not None:
+            return refusal
+        command = ReplaceOrder(order_id, wallet_id, price, quantity)
+        return self._book(market, request.token, command)
 
     def _book(self, market: str, token: int, command: BookCommand) -> Reply:
         book = self.books[market]

@@ -94,6 +94,41 @@ def test_self_trade_cancels_the_resting_order_and_releases_it() -> None:
     ]
 
 
+def test_replace_holds_exactly_what_the_new_terms_need() -> None:
+    pipeline = funded()
+    order = pipeline.place("a", Side.BUY, 100, 2_000_000)
+    assert isinstance(order, OrderState)
+    ledger = pipeline.ledger
+    bigger = pipeline.replace("a", order.order_id, 2_100_000, 150)
+    assert isinstance(bigger, OrderState) and (bigger.price, bigger.remaining) == (2_100_000, 150)
+    assert ledger.hold_remaining(order.order_id) == 2_100_000 * 150
+    smaller = pipeline.replace("a", order.order_id, 1_900_000, 50)
+    assert isinstance(smaller, OrderState)
+    assert ledger.hold_remaining(order.order_id) == 1_900_000 * 50
+    assert ledger.balance(main("a", "USDT")) == 100_000 * USDT - 1_900_000 * 50
+
+
+def test_a_replace_beyond_the_funds_changes_nothing() -> None:
+    pipeline = funded()
+    order = pipeline.place("a", Side.BUY, 100, 2_000_000)
+    assert isinstance(order, OrderState)
+    before = dict(pipeline.ledger.accounts())
+    refused = pipeline.replace("a", order.order_id, 2_000_000, 10**7)
+    assert isinstance(refused, Refused) and refused.code == "insufficient_funds"
+    assert dict(pipeline.ledger.accounts()) == before
+
+
+def test_a_replace_the_book_refuses_gives_back_its_top_up() -> None:
+    pipeline = funded()
+    pipeline.place("b", Side.SELL, 100, 2_100_000)
+    order = pipeline.place("a", Side.BUY, 100, 2_000_000, post_only=True)
+    assert isinstance(order, OrderState)
+    refused = pipeline.replace("a", order.order_id, 2_100_000, 100)  # would trade
+    assert isinstance(refused, Refused) and refused.code == "would_trade"
+    assert pipeline.ledger.hold_remaining(order.order_id) == 2_000_000 * 100
+    assert [t.kind for t in pipeline.units[-1].transfers] == ["hold", "release"]
+
+
 class PipelineMachine(RuleBasedStateMachine):
     """Random flow through the whole pure pipeline; money is never created or lost."""
 
@@ -147,6 +182,14 @@ class PipelineMachine(RuleBasedStateMachine):
         if self.live:
             order_id = data.draw(st.sampled_from(sorted(self.live)))
             self.pipeline.cancel(self.live.pop(order_id), order_id)
+
+    @rule(data=st.data(), price=st.integers(1_999_990, 2_000_010), quantity=st.integers(1, 3_000))
+    def replace(self, data: st.DataObject, price: int, quantity: int) -> None:
+        if self.live:
+            order_id = data.draw(st.sampled_from(sorted(self.live)))
+            reply = self.pipeline.replace(self.live[order_id], order_id, price, quantity)
+            if isinstance(reply, OrderState) and not reply.live:
+                del self.live[order_id]
 
     @invariant()
     def money_is_conserved(self) -> None:

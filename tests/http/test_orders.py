@@ -808,3 +808,63 @@ def test_concurrent_repeats_of_one_external_id_make_one_order(
     assert len({order_id for _, order_id in answers}) == 1, answers
     assert held(admin, wallet_id, "USDT") == ("9.920000", "0.080000")
     assert len(admin.get("/orders/", params={"wallet_id": wallet_id}).json()) == 1
+
+
+# ---------------------------------------------------------------- replace (PATCH)
+
+
+def test_replace_to_a_smaller_quantity_keeps_priority(admin: httpx.Client, fund: Fund) -> None:
+    assert_quiet(admin, "ETH-USDT", "1500.00", "1500.00")
+    first, second, taker = fund(ETH="1"), fund(ETH="1"), fund(USDT="10000")
+    early = order(admin, first, "ETH-USDT", side="sell", price="1500.00", quantity="0.500")
+    order(admin, second, "ETH-USDT", side="sell", price="1500.00", quantity="0.500")
+    smaller = admin.patch(f"/orders/{early['id']}/", json={"quantity": "0.300"})
+    assert smaller.status_code == 200, smaller.text
+    assert (smaller.json()["quantity"], smaller.json()["remaining_quantity"]) == ("0.300", "0.300")
+    assert held(admin, first, "ETH") == ("0.70000000", "0.30000000")  # the rest released
+    order(admin, taker, "ETH-USDT", side="buy", price="1500.00", quantity="0.300")
+    assert fetch(admin, early["id"])["status"] == "filled"  # still first in the queue
+
+
+def test_replace_to_a_new_price_loses_priority_and_moves_the_hold(
+    admin: httpx.Client, fund: Fund
+) -> None:
+    assert_quiet(admin, "ETH-USDT", "1400.00", "1450.00")
+    first, second, taker = fund(USDT="2000"), fund(USDT="2000"), fund(ETH="1")
+    early = order(admin, first, "ETH-USDT", side="buy", price="1400.00", quantity="1.000")
+    late = order(admin, second, "ETH-USDT", side="buy", price="1450.00", quantity="0.100")
+    moved = admin.patch(f"/orders/{early['id']}/", json={"price": "1450.00"})
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["price"] == "1450.00"
+    assert held(admin, first, "USDT") == ("550.000000", "1450.000000")  # 1.000 × 1450.00
+    order(admin, taker, "ETH-USDT", side="sell", price="1450.00", quantity="0.100")
+    assert fetch(admin, late["id"])["status"] == "filled"  # it was there first at 1450
+    assert fetch(admin, early["id"])["filled_quantity"] == "0.000"
+
+
+def test_replace_beyond_the_funds_is_422_and_changes_nothing(
+    admin: httpx.Client, fund: Fund
+) -> None:
+    assert_quiet(admin, "ETH-USDT", "1300.00", "1300.00")
+    wallet = fund(USDT="1300")
+    resting = order(admin, wallet, "ETH-USDT", side="buy", price="1300.00", quantity="0.500")
+    before = (held(admin, wallet, "USDT"), depth(admin, "ETH-USDT"))
+    refused = admin.patch(f"/orders/{resting['id']}/", json={"quantity": "2.000"})
+    assert_problem(refused, 422, "insufficient_funds")
+    assert (held(admin, wallet, "USDT"), depth(admin, "ETH-USDT")) == before
+    assert fetch(admin, resting["id"])["quantity"] == "0.500"
+
+
+def test_replace_errors(admin: httpx.Client, fund: Fund) -> None:
+    assert_quiet(admin, "ETH-USDT", "1200.00", "1200.00")
+    wallet = fund(USDT="2000")
+    resting = order(admin, wallet, "ETH-USDT", side="buy", price="1200.00", quantity="0.500")
+    path = f"/orders/{resting['id']}/"
+    assert_problem(admin.patch(path, json={}), 422, "validation_error")
+    assert_problem(admin.patch(path, json={"price": "1200.001"}), 422, "validation_error")
+    assert_problem(admin.patch(path, json={"quantity": "0"}), 422, "validation_error")
+    assert_problem(admin.patch(path, json={"price": 1200}), 422, "validation_error")
+    assert_problem(admin.patch(path, json={"side": "sell"}), 422, "validation_error")
+    admin.delete(path).raise_for_status()
+    assert_problem(admin.patch(path, json={"price": "1100.00"}), 409, "order_not_open")
+    assert_problem(admin.patch("/orders/999999999/", json={"price": "1.00"}), 404, "not_found")

@@ -39,6 +39,9 @@ from strongroom.actors.messages import (
     PlaceOrder,
     Posting,
     Refused,
+    RejectReason,
+    ReplaceAdmitted,
+    ReplaceOrder,
     Reply,
     Side,
     TimeInForce,
@@ -49,7 +52,13 @@ from strongroom.actors.messages import (
     TransferDuplicate,
     TransferRejected,
 )
-from strongroom.actors.vault import asset_account, main_account, settlement
+from strongroom.actors.vault import (
+    asset_account,
+    hold_needed,
+    locked_account,
+    main_account,
+    settlement,
+)
 from strongroom.config import TradingConfig
 
 # Deposit states (seed 002) as a table: (from, to) → whether the money is credited.
@@ -113,7 +122,9 @@ class Clearing:
         self.ledger = ledger
         self.orders: dict[int, OrderRecord] = {}
         self.deposits: dict[str, DepositState] = {}
-        self._holds_not_journaled: dict[int, Transfer] = {}
+        # Holds (and top-ups for replaces) applied in memory, journaled with the book's
+        # result for their order.
+        self._holds_not_journaled: dict[int, list[Transfer]] = {}
         self._next_transfer_id = next_transfer_id
 
     # ------------------------------------------------------------------ recovery
@@ -135,7 +146,7 @@ class Clearing:
             if isinstance(outcome, TransferRejected):
                 self._next_transfer_id -= 1  # the id was never used
                 return Refused("insufficient_funds", "not enough available balance for the hold")
-            self._holds_not_journaled[request.order_id] = transfer
+            self._holds_not_journaled[request.order_id] = [transfer]
         self.orders[request.order_id] = OrderRecord(
             request.order_id, request.wallet_id, request.market, request.side, request.kind,
             admitted.order.price, request.quantity, request.stop_price,
@@ -170,10 +181,11 @@ class Clearing:
 
         market = self.config.markets[results.market]
         for token, command, events in results.results:
-            if isinstance(command, PlaceOrder):
-                hold = self._holds_not_journaled.pop(command.order.order_id, None)
-                if hold is not None:
-                    unit.transfers.append(hold)
+            if not isinstance(command, CancelOrder):
+                order_id = (
+                    command.order.order_id if isinstance(command, PlaceOrder) else command.order_id
+                )
+                unit.transfers.extend(self._holds_not_journaled.pop(order_id, ()))
             for event in events:
                 if isinstance(event, Trade):
                     # No idempotency key: a trade id is settled once by construction, and
@@ -231,23 +243,76 @@ class Clearing:
                     order.quantity = event.quantity
                     order.remaining = event.remaining
                     order.visible = min(order.visible, event.remaining)
+            if isinstance(command, ReplaceOrder) and command.order_id in orders:
+                self._release_excess(unit, orders[command.order_id])
             if token:
-                unit.replies.append((token, self._reply(command, events, touched)))
+                unit.replies.append((token, self._reply(command, events, touched, orders)))
         unit.orders.extend(order.snapshot() for order in touched.values())
         return unit, ended
 
+    def admit_replace(self, admitted: ReplaceAdmitted) -> Refused | None:
+        """Top up the hold if the new terms need more; None means it may go to its book.
+
+        What the new terms need less of is released once the book has replaced the order
+        (`_release_excess`), so a replace the book refuses never leaves funds unheld.
+        """
+        request = admitted.request
+        order = self.orders.get(request.order_id)
+        if order is None or order.wallet_id != request.wallet_id or order.status != "open":
+            return Refused("order_not_open", f"order {request.order_id} is not open")
+        remaining = request.quantity - order.filled
+        if remaining <= 0:
+            return Refused("invalid_quantity", "quantity must be above what is already filled")
+        market = self.config.markets[order.market]
+        currency_code, needed = hold_needed(market, order.side, request.price, remaining)
+        missing = needed - self.ledger.hold_remaining(order.order_id)
+        if missing > 0:
+            currency = self.config.currencies[currency_code]
+            posting = Posting(
+                main_account(currency, order.wallet_id),
+                locked_account(currency, order.wallet_id),
+                missing,
+                order.order_id,
+            )
+            transfer = self._transfer("hold", (posting,))
+            if isinstance(self.ledger.apply(transfer), TransferRejected):
+                self._next_transfer_id -= 1
+                return Refused(
+                    "insufficient_funds", "not enough available balance for the new terms"
+                )
+            self._holds_not_journaled.setdefault(order.order_id, []).append(transfer)
+        return None
+
+    def _release_excess(self, unit: JournalUnit, order: OrderRecord) -> None:
+        """After a replace (done or refused), hold exactly what the live order needs."""
+        market = self.config.markets[order.market]
+        _, needed = hold_needed(market, order.side, order.price, order.remaining)
+        excess = self.ledger.hold_remaining(order.order_id) - needed
+        account = self.ledger.hold_account(order.order_id)
+        if excess > 0 and account is not None:
+            main = main_account(self.config.currencies[account.currency], order.wallet_id)
+            self._apply(unit, "release", (Posting(account, main, excess, order.order_id),))
+
     @staticmethod
     def _reply(
-        command: BookCommand, events: tuple[BookEvent, ...], touched: dict[int, OrderRecord]
+        command: BookCommand,
+        events: tuple[BookEvent, ...],
+        touched: dict[int, OrderRecord],
+        orders: dict[int, OrderRecord],
     ) -> Reply:
         order_id = command.order.order_id if isinstance(command, PlaceOrder) else command.order_id
-        order = touched.get(order_id)
+        order = touched.get(order_id) or orders.get(order_id)
         if isinstance(command, PlaceOrder):
             assert order is not None
             return order.snapshot()
-        if order is None or any(isinstance(event, OrderRejected) for event in events):
+        rejected = next((event for event in events if isinstance(event, OrderRejected)), None)
+        if order is None or (
+            rejected is not None and rejected.reason is RejectReason.UNKNOWN_ORDER
+        ):
             verb = "canceled" if isinstance(command, CancelOrder) else "replaced"
             return Refused("order_not_open", f"order {order_id} cannot be {verb}: not open")
+        if rejected is not None:
+            return Refused(rejected.reason.name.lower(), f"order {order_id} cannot be replaced so")
         return order.snapshot()
 
     # ------------------------------------------------------------------ deposits

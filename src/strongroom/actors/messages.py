@@ -292,6 +292,17 @@ class CancelRequest(Message, frozen=True):
     at_ns: int
 
 
+class ReplaceRequest(Message, frozen=True):
+    """New limit price (ticks) and new total quantity (lots, filled part included)."""
+
+    token: int
+    wallet_id: str
+    order_id: int
+    price: int
+    quantity: int
+    at_ns: int
+
+
 class DepositRequest(Message, frozen=True):
     token: int
     deposit_id: int
@@ -319,6 +330,13 @@ class Admitted(Message, frozen=True):
     request: OrderRequest
     order: BookOrder
     hold: Posting | None
+
+
+class ReplaceAdmitted(Message, frozen=True):
+    """The vault knows the order as open on `market`; the ledger adjusts its hold next."""
+
+    request: ReplaceRequest
+    market: str
 
 
 class BookBatch(Message, frozen=True):

@@ -139,20 +139,23 @@ class Vault:
         return request.price
 
     def _hold(self, market: Market, order: BookOrder) -> Posting | None:
-        if order.side is Side.BUY:
-            currency = self._config.currencies[market.quote]
-            amount = market.quote_minor(order.price, order.quantity)
-        else:
-            currency = self._config.currencies[market.base]
-            amount = market.base_minor(order.quantity)
+        currency_code, amount = hold_needed(market, order.side, order.price, order.quantity)
         if amount == 0:
             return None
+        currency = self._config.currencies[currency_code]
         return Posting(
             main_account(currency, self.wallet_id),
             locked_account(currency, self.wallet_id),
             amount,
             order.order_id,
         )
+
+
+def hold_needed(market: Market, side: Side, price: int, lots: int) -> tuple[str, int]:
+    """What an order of `lots` at `price` must have held: quote for a buy, base for a sell."""
+    if side is Side.BUY:
+        return market.quote, market.quote_minor(price, lots)
+    return market.base, market.base_minor(lots)
 
 
 def _check_terms(request: OrderRequest) -> Refused | None:

@@ -27,6 +27,7 @@ OPERATIONS: tuple[tuple[str, str, str, str | None, int], ...] = (
     ("/orders/", "post", "Place an order (answered after matching)", "write", 201),
     ("/orders/", "get", "A wallet's orders", "read", 200),
     ("/orders/{order_id}/", "get", "An order", "read", 200),
+    ("/orders/{order_id}/", "patch", "Replace price and/or quantity", "write", 200),
     ("/orders/{order_id}/", "delete", "Cancel an open order", "write", 200),
     ("/markets/", "get", "Markets with tick and lot sizes", None, 200),
     ("/markets/{market}/depth", "get", "Order book depth", None, 200),

@@ -36,6 +36,9 @@ from strongroom.actors.messages import (
     OrdersEnded,
     PlaceOrder,
     Refused,
+    ReplaceAdmitted,
+    ReplaceOrder,
+    ReplaceRequest,
     Reply,
 )
 from strongroom.actors.system import ActorAddress, Bridge, MarketTop, shard_of
@@ -154,6 +157,16 @@ class LedgerActor(_Actor):
                 else:
                     replies.append((request.token, refusal))
                     ended.append((request.wallet_id, request.order_id))
+            elif isinstance(item, ReplaceAdmitted):
+                replace = item.request
+                refusal = clearing.admit_replace(item)
+                if refusal is None:
+                    command = ReplaceOrder(
+                        replace.order_id, replace.wallet_id, replace.price, replace.quantity
+                    )
+                    to_books[item.market].append((replace.token, command))
+                else:
+                    replies.append((replace.token, refusal))
             elif isinstance(item, BookResults):
                 unit, finished = clearing.settle(item)
                 units.append(unit)
@@ -230,7 +243,7 @@ class VaultShardActor(_Actor):
 
     def on_receive(self, message: Any) -> None:
         now_s = self.clock_s()
-        admitted: list[Admitted] = []
+        admitted: list[Admitted | ReplaceAdmitted] = []
         cancels: defaultdict[str, list[tuple[int, BookCommand]]] = defaultdict(list)
         replies: list[tuple[int, Reply]] = []
         for item in message:
@@ -243,17 +256,15 @@ class VaultShardActor(_Actor):
                     admitted.append(outcome)
                 else:
                     replies.append((item.token, outcome))
-            elif isinstance(item, CancelRequest):
+            elif isinstance(item, CancelRequest | ReplaceRequest):
                 market = self.vault(item.wallet_id, now_s).open_orders.get(item.order_id)
                 if market is None:
-                    replies.append(
-                        (
-                            item.token,
-                            Refused("order_not_open", f"order {item.order_id} is not open"),
-                        )
-                    )
-                else:
+                    refusal = Refused("order_not_open", f"order {item.order_id} is not open")
+                    replies.append((item.token, refusal))
+                elif isinstance(item, CancelRequest):
                     cancels[market].append((item.token, CancelOrder(item.order_id, item.wallet_id)))
+                else:
+                    admitted.append(ReplaceAdmitted(item, market))
             elif isinstance(item, OrdersEnded):
                 for wallet_id, order_id in item.orders:
                     vault = self.vaults.get(wallet_id)

@@ -36,6 +36,7 @@ REFUSAL_STATUS = {
     "not_allowed": 422,
     "unknown_market": 404,
     "order_not_open": 409,
+    "would_trade": 409,
     "idempotency_conflict": 409,
 }
 STATUSES = frozenset({"pending", "open", "filled", "canceled", "rejected"})
@@ -185,6 +186,11 @@ class OrdersResource:
         resp.media = [order_json(state, self.services.config) for state in states]
 
 
+class ReplaceIn(msgspec.Struct, forbid_unknown_fields=True):
+    price: Short | None = None
+    quantity: Short | None = None
+
+
 class OrderResource:
     def __init__(self, services: Services) -> None:
         self.services = services
@@ -203,6 +209,36 @@ class OrderResource:
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, order_id: str
     ) -> None:
         resp.media = order_json(await self._visible_order(req, order_id), self.services.config)
+
+    async def on_patch(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, order_id: str
+    ) -> None:
+        """Replace price and/or total quantity: a lower quantity at the same price keeps
+        its place in the queue, any other change loses it (SPEC §3)."""
+        body = await read_json(req, ReplaceIn)
+        if body.price is None and body.quantity is None:
+            raise invalid("body", "give a new price, a new quantity or both")
+        state = await self._visible_order(req, order_id)
+        market = self.services.config.markets[state.market]
+        if state.kind not in (OrderKind.LIMIT, OrderKind.STOP_LIMIT):
+            raise Problem(422, "not_allowed", "only limit orders can be replaced")
+        price = (
+            state.price if body.price is None else to_units("price", body.price, market.tick_size)
+        )
+        quantity = (
+            state.quantity
+            if body.quantity is None
+            else to_units("quantity", body.quantity, market.lot_size)
+        )
+        if state.status != "open":
+            raise Problem(409, "order_not_open", f"order {order_id} is {state.status}")
+        reply = await self.services.trading.replace(
+            state.wallet_id, state.order_id, price, quantity
+        )
+        if isinstance(reply, Refused):
+            raise refusal_problem(reply)
+        assert isinstance(reply, OrderState)
+        resp.media = order_json(reply, self.services.config)
 
     async def on_delete(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, order_id: str
