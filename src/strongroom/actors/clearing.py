@@ -12,7 +12,6 @@ can never leave a hold without its order or a fill without its hold.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 import msgspec
 
@@ -29,7 +28,7 @@ from strongroom.actors.messages import (
     JournalUnit,
     OrderAccepted,
     OrderCanceled,
-    OrderKind,
+    OrderFields,
     OrderPending,
     OrderRejected,
     OrderReplaced,
@@ -43,8 +42,6 @@ from strongroom.actors.messages import (
     ReplaceAdmitted,
     ReplaceOrder,
     Reply,
-    Side,
-    TimeInForce,
     Trade,
     TradeRecord,
     Transfer,
@@ -69,47 +66,15 @@ DEPOSIT_TRANSITIONS: dict[tuple[str, str], bool] = {
 }
 
 
-@dataclass(slots=True)
-class OrderRecord:
-    """The live, mutable side of an `OrderState`; snapshots leave the clearing, never this."""
-
-    order_id: int
-    wallet_id: str
-    market: str
-    side: Side
-    kind: OrderKind
-    price: int
-    quantity: int
-    stop_price: int
-    display_quantity: int
-    time_in_force: TimeInForce
-    post_only: bool
-    external_id: str | None
-    fingerprint: str
-    status: str
-    filled: int
-    funds: int
-    remaining: int
-    visible: int
-    priority: int
-    created_ns: int
-    updated_ns: int
-    reason: str
+class OrderRecord(OrderFields):
+    """The clearing's mutable record of a live order; only `snapshot()`s leave it."""
 
     @classmethod
     def of(cls, state: OrderState) -> OrderRecord:
         return cls(*msgspec.structs.astuple(state))
 
-    live = OrderState.live
-
     def snapshot(self) -> OrderState:
-        return OrderState(
-            self.order_id, self.wallet_id, self.market, self.side, self.kind, self.price,
-            self.quantity, self.stop_price, self.display_quantity, self.time_in_force,
-            self.post_only, self.external_id, self.fingerprint, self.status, self.filled,
-            self.funds, self.remaining, self.visible, self.priority, self.created_ns,
-            self.updated_ns, self.reason,
-        )  # fmt: skip
+        return OrderState(*msgspec.structs.astuple(self))
 
 
 class ClearingError(AssertionError):
@@ -151,8 +116,9 @@ class Clearing:
             request.order_id, request.wallet_id, request.market, request.side, request.kind,
             admitted.order.price, request.quantity, request.stop_price,
             request.display_quantity, request.time_in_force, request.post_only,
-            request.external_id, request.fingerprint, "new", 0, 0, request.quantity, 0, 0,
-            request.at_ns, request.at_ns, "",
+            request.external_id, request.fingerprint, status="new", filled=0, funds=0,
+            remaining=request.quantity, visible=0, priority=0, created_ns=request.at_ns,
+            updated_ns=request.at_ns,
         )  # fmt: skip
         return None
 

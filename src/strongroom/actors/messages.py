@@ -360,7 +360,10 @@ class OrdersEnded(Message, frozen=True):
 # --------------------------------------------------------------------------- states
 
 
-class OrderState(Message, frozen=True):
+class OrderFields(msgspec.Struct, gc=False):
+    """An order's state, field by field: frozen as `OrderState` when it leaves the clearing,
+    mutable as the clearing's own record of a live order."""
+
     order_id: int
     wallet_id: str
     market: str
@@ -387,6 +390,11 @@ class OrderState(Message, frozen=True):
     @property
     def live(self) -> bool:
         return self.status in ("new", "pending", "open")
+
+
+# msgspec allows a frozen Struct to extend a mutable one; mypy's dataclass model does not.
+class OrderState(OrderFields, frozen=True):  # type: ignore[misc]
+    """An order's state as journaled and answered: immutable."""
 
 
 class TradeRecord(Message, frozen=True):
