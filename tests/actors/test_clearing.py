@@ -11,13 +11,14 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from strongroom.actors.messages import (
     Account,
     AccountCode,
-    BookOrder,
     OrderKind,
     OrderState,
     Refused,
     Side,
     TimeInForce,
 )
+from strongroom.persistence.recovery import MarketCounters, RecoveredState
+from strongroom.server import build_books
 from tests.actors.pipeline import Pipeline
 
 USDT = 10**6
@@ -250,26 +251,23 @@ class RecoverableMachine(PipelineMachine):
 
     @invariant()
     def a_book_rebuilt_from_the_records_is_the_same_book(self) -> None:
-        rebuilt = Pipeline().books
-        live = sorted(
-            self.pipeline.clearing.orders.values(), key=lambda o: (o.priority, o.order_id)
-        )
-        for record in live:
-            terms = BookOrder(
-                record.order_id, record.wallet_id, record.side, record.kind, record.price,
-                record.quantity, record.stop_price, record.display_quantity,
-                record.time_in_force, record.post_only,
-            )  # fmt: skip
-            book = rebuilt[record.market]
-            if record.status == "pending":
-                book.restore_pending(terms, record.remaining, record.priority)
-            else:
-                book.restore_resting(terms, record.remaining, record.visible, record.priority)
+        """What `serve` does at start, from the clearing's records instead of the database."""
+        records = self.pipeline.clearing.orders.values()
+        state = RecoveredState(
+            live_orders=sorted(
+                (record.snapshot() for record in records),
+                key=lambda order: (order.market, order.priority, order.order_id),
+            ),
+            markets={
+                symbol: MarketCounters(book.next_trade_id, book.next_priority, book.last_price,
+                                       book.sequence)
+                for symbol, book in self.pipeline.books.items()
+            },
+        )  # fmt: skip
+        rebuilt = build_books(self.pipeline.config, state)
         for symbol, book in self.pipeline.books.items():
             assert rebuilt[symbol].depth(1000) == book.depth(1000)
-            assert [o.order.order_id for o in rebuilt[symbol].open_orders()] == [
-                o.order.order_id for o in book.open_orders()
-            ]
+            assert rebuilt[symbol].open_orders() == book.open_orders()
 
 
 TestRecoverable = RecoverableMachine.TestCase

@@ -682,7 +682,11 @@ class OrderBook:
         limit: int,
         events: list[BookEvent],
     ) -> int:
-        """A sell takes from the bids down to `limit`; returns its remaining quantity."""
+        """A sell takes from the bids down to `limit`; returns its remaining quantity.
+
+        The mirror of `_take_asks`, written out rather than shared: the matching loop is
+        the hottest code of the book, and one copy per side keeps side tests out of it.
+        """
         prices = self._bid_prices
         levels = self._bid_levels
         orders = self._orders
