@@ -102,7 +102,10 @@ class Pipeline:
         if market is None:
             return Refused("order_not_open", "")
         request = ReplaceRequest(next(self._tokens), wallet_id, order_id, price, quantity, 0)
-        refusal = self.clearing.admit_replace(ReplaceAdmitted(request, market))
+        top_up = JournalUnit([], [], [], [], {}, [])
+        refusal = self.clearing.admit_replace(ReplaceAdmitted(request, market), top_up)
+        if top_up.transfers:
+            self.units.append(top_up)
         if refusal is not None:
             return refusal
         command = ReplaceOrder(order_id, wallet_id, price, quantity)

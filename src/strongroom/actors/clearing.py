@@ -87,9 +87,8 @@ class Clearing:
         self.ledger = ledger
         self.orders: dict[int, OrderRecord] = {}
         self.deposits: dict[str, DepositState] = {}
-        # Holds (and top-ups for replaces) applied in memory, journaled with the book's
-        # result for their order.
-        self._holds_not_journaled: dict[int, list[Transfer]] = {}
+        # Holds applied in memory, journaled with the book's result for their order.
+        self._holds_not_journaled: dict[int, Transfer] = {}
         self._next_transfer_id = next_transfer_id
 
     # ------------------------------------------------------------------ recovery
@@ -111,7 +110,7 @@ class Clearing:
             if isinstance(outcome, TransferRejected):
                 self._next_transfer_id -= 1  # the id was never used
                 return Refused("insufficient_funds", "not enough available balance for the hold")
-            self._holds_not_journaled[request.order_id] = [transfer]
+            self._holds_not_journaled[request.order_id] = transfer
         self.orders[request.order_id] = OrderRecord(
             request.order_id, request.wallet_id, request.market, request.side, request.kind,
             admitted.order.price, request.quantity, request.stop_price,
@@ -147,11 +146,10 @@ class Clearing:
 
         market = self.config.markets[results.market]
         for token, command, events in results.results:
-            if not isinstance(command, CancelOrder):
-                order_id = (
-                    command.order.order_id if isinstance(command, PlaceOrder) else command.order_id
-                )
-                unit.transfers.extend(self._holds_not_journaled.pop(order_id, ()))
+            if isinstance(command, PlaceOrder):
+                hold = self._holds_not_journaled.pop(command.order.order_id, None)
+                if hold is not None:
+                    unit.transfers.append(hold)
             for event in events:
                 if isinstance(event, Trade):
                     # No idempotency key: a trade id is settled once by construction, and
@@ -216,11 +214,13 @@ class Clearing:
         unit.orders.extend(order.snapshot() for order in touched.values())
         return unit, ended
 
-    def admit_replace(self, admitted: ReplaceAdmitted) -> Refused | None:
+    def admit_replace(self, admitted: ReplaceAdmitted, unit: JournalUnit) -> Refused | None:
         """Top up the hold if the new terms need more; None means it may go to its book.
 
-        What the new terms need less of is released once the book has replaced the order
-        (`_release_excess`), so a replace the book refuses never leaves funds unheld.
+        The top-up goes into `unit`, journaled at once: a cancel that overtakes the replace
+        releases the whole hold, top-up included, and its unit must not reach the journal
+        before the top-up does. What the new terms need less of is released once the book
+        has answered (`_release_excess`), so a refused replace never leaves funds unheld.
         """
         request = admitted.request
         order = self.orders.get(request.order_id)
@@ -246,7 +246,7 @@ class Clearing:
                 return Refused(
                     "insufficient_funds", "not enough available balance for the new terms"
                 )
-            self._holds_not_journaled.setdefault(order.order_id, []).append(transfer)
+            unit.transfers.append(transfer)
         return None
 
     def _release_excess(self, unit: JournalUnit, order: OrderRecord) -> None:

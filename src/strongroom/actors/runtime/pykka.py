@@ -148,6 +148,7 @@ class LedgerActor(_Actor):
         units: list[JournalUnit] = []
         replies: list[tuple[int, Reply]] = []
         ended: list[tuple[str, int]] = []
+        top_ups = JournalUnit([], [], [], [], {}, [])
         for item in message:
             if isinstance(item, Admitted):
                 refusal = clearing.admit(item)
@@ -159,7 +160,7 @@ class LedgerActor(_Actor):
                     ended.append((request.wallet_id, request.order_id))
             elif isinstance(item, ReplaceAdmitted):
                 replace = item.request
-                refusal = clearing.admit_replace(item)
+                refusal = clearing.admit_replace(item, top_ups)
                 if refusal is None:
                     command = ReplaceOrder(
                         replace.order_id, replace.wallet_id, replace.price, replace.quantity
@@ -183,10 +184,12 @@ class LedgerActor(_Actor):
                     replies.append((item.token, outcome))
             elif isinstance(item, Inspect):
                 self.inspect(clearing, item)
-        for market, commands in to_books.items():
-            self.directory.books[market].tell((BookBatch(market, tuple(commands)),))
+        if top_ups.transfers:
+            units.append(top_ups)
         if units:
             self.bridge.commit_threadsafe(merge(units))
+        for market, commands in to_books.items():
+            self.directory.books[market].tell((BookBatch(market, tuple(commands)),))
         self.bridge.reply_threadsafe(replies)
         if ended:
             by_shard: defaultdict[int, list[tuple[str, int]]] = defaultdict(list)
