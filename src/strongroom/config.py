@@ -59,12 +59,6 @@ class TradingConfig:
     markets: dict[str, Market]
     fees: Fees = field(default_factory=Fees)
 
-    def market_by_id(self, market_id: int) -> Market | None:
-        for market in self.markets.values():
-            if market.market_id == market_id:
-                return market
-        return None
-
 
 def _whole(value: Decimal, what: str) -> int:
     if value != value.to_integral_value() or value <= 0:

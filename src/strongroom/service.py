@@ -157,8 +157,3 @@ class Trading:
             self._directory.books[market], lambda token: Inspect(token, function)
         )
         return result
-
-    async def inspect_ledger(self, function: Callable[[Any], T]) -> T:
-        assert self._directory.ledger is not None
-        result: T = await self._call(self._directory.ledger, lambda token: Inspect(token, function))
-        return result

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import asyncpg
 
@@ -36,10 +35,6 @@ async def insert_wallet(
 
 async def wallet(pool: asyncpg.Pool, wallet_id: str) -> asyncpg.Record | None:
     return await pool.fetchrow("SELECT * FROM wallets WHERE wallet_id = $1", wallet_id)
-
-
-async def wallet_by_external_id(pool: asyncpg.Pool, external_id: str) -> asyncpg.Record | None:
-    return await pool.fetchrow("SELECT * FROM wallets WHERE external_id = $1", external_id)
 
 
 async def wallets(
@@ -117,7 +112,3 @@ async def trades(pool: asyncpg.Pool, market: str, limit: int) -> list[asyncpg.Re
 async def deposit_by_tid(pool: asyncpg.Pool, tid: str) -> DepositState | None:
     row = await pool.fetchrow("SELECT * FROM deposits WHERE tid = $1", tid)
     return None if row is None else deposit_from_row(row)
-
-
-def page(params: dict[str, Any]) -> tuple[int, int]:
-    return params.get("limit", 100), params.get("offset", 0)
