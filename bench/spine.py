@@ -1,8 +1,9 @@
 """Orders per second through the actors with durable commit (in-process, no HTTP).
 
 Path per order: vault shard (admission) → ledger actor (hold) → book actor (match) →
-ledger actor (settle) → journal group commit in PostgreSQL → reply. Latency is from
-the call to the reply, which arrives only after the commit holding every effect.
+ledger actor (settle) → journal group commit in PostgreSQL → reply. Latency is from the
+call to the reply, which arrives only after the commit holding every effect. By default
+it runs twice, on fresh databases: journal on the event loop, then in a writer process.
 
     python bench/spine.py [--orders 100000] [--window 5000] [--wallets 1000]
                           [--database-url URL] [--profile]
@@ -36,13 +37,16 @@ def percentile(sorted_values: list[int], fraction: float) -> float:
     return sorted_values[index] / 1e6  # ns → ms
 
 
-async def run(arguments: argparse.Namespace) -> None:
+async def run(arguments: argparse.Namespace, journal_process: bool) -> float:
+    """One measured run on a fresh database; returns its orders per second."""
     embedded = None
     url = arguments.database_url
     if url is None:
         embedded = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="strongroom-bench-")))
         url = await asyncio.to_thread(embedded.start)
-    core = await start_core(DEFAULT, url, vault_shards=arguments.shards)
+    core = await start_core(
+        DEFAULT, url, vault_shards=arguments.shards, journal_process=journal_process
+    )
     trading = core.trading
     wallets = [f"bench-{index:05d}" for index in range(arguments.wallets)]
     for wallet_id in wallets:
@@ -94,6 +98,8 @@ async def run(arguments: argparse.Namespace) -> None:
         profiler.disable()
     groups = core.journal.groups_committed - groups_before
     latencies.sort()
+    where = "a writer process" if journal_process else "the event loop (in-process)"
+    print(f"\n-- journal committed by {where}")
     print(f"orders: {len(stream):,}  window: {arguments.window:,}  wallets: {len(wallets):,}")
     print(f"throughput: {len(stream) / elapsed:,.0f} orders/s  ({elapsed:.2f} s)")
     print(
@@ -113,6 +119,14 @@ async def run(arguments: argparse.Namespace) -> None:
     await core.stop()
     if embedded is not None:
         await asyncio.to_thread(embedded.stop)
+    return len(stream) / elapsed
+
+
+async def compare(arguments: argparse.Namespace) -> None:
+    modes = {"process": [True], "inproc": [False], "both": [False, True]}[arguments.journal]
+    rates = {mode: await run(arguments, mode) for mode in modes}
+    if len(rates) == 2:
+        print(f"\nwriter process / in-process journal = {rates[True] / rates[False]:.2f}")
 
 
 def main() -> None:
@@ -126,10 +140,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--database-url")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--journal",
+        choices=["both", "process", "inproc"],
+        default="both",
+        help="where commits run; both = measure the two in one run and print the ratio",
+    )
     arguments = parser.parse_args()
     logger.remove()
     logger.add(sys.stderr, level="WARNING")
-    asyncio.run(run(arguments))
+    asyncio.run(compare(arguments))
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ from strongroom.persistence import repositories
 from strongroom.persistence.database import EmbeddedPostgres, create_pool, migrate
 from strongroom.persistence.journal import Journal
 from strongroom.persistence.recovery import MarketCounters, RecoveredState, recover
+from strongroom.persistence.writer import JournalClient
 from strongroom.service import Trading
 
 EXIT_FATAL = 70
@@ -54,6 +55,7 @@ class Settings:
     admin_client_id: str | None = None
     admin_client_secret: str | None = None
     vault_shards: int = 4
+    journal_process: bool = True
 
 
 class _Server(uvicorn.Server):
@@ -126,7 +128,7 @@ class Core:
 
     config: trading_config.TradingConfig
     pool: asyncpg.Pool
-    journal: Journal
+    journal: Journal | JournalClient
     runtime: pykka_runtime.PykkaRuntime
     bridge: Bridge
     trading: Trading
@@ -143,22 +145,33 @@ class Core:
 
 
 async def start_core(
-    config: trading_config.TradingConfig, database_url: str, *, vault_shards: int = 4
+    config: trading_config.TradingConfig,
+    database_url: str,
+    *,
+    vault_shards: int = 4,
+    journal_process: bool = True,
 ) -> Core:
-    """Migrate, recover and start the actors and the journal (no listeners)."""
+    """Migrate, recover and start the actors and the journal (no listeners).
+
+    `journal_process`: commit in a writer process of its own (`persistence/writer.py`)
+    rather than on this event loop; same guarantees, less work under this GIL.
+    """
     pool = await create_pool(database_url)
     await migrate(pool)
     async with pool.acquire() as connection:
         state = await recover(connection)
     loop = asyncio.get_running_loop()
-    journal: Journal | None = None
+    journal: Journal | JournalClient | None = None
 
     def commit(unit: JournalUnit) -> None:
         assert journal is not None
         journal.submit(unit)
 
     bridge = Bridge(loop, commit)
-    journal = Journal(pool, bridge.resolve, fatal)
+    if journal_process:
+        journal = JournalClient(database_url, bridge.resolve, fatal)
+    else:
+        journal = Journal(pool, bridge.resolve, fatal)
     ledger = Ledger(config.currencies)
     ledger.restore(state.balances, state.holds, [])
     clearing = Clearing(config, ledger, next_transfer_id=state.next_transfer_id)
@@ -175,7 +188,7 @@ async def start_core(
         fatal,
         shards=vault_shards,
     )
-    journal.start()
+    await journal.start()
     trading = Trading(
         config,
         bridge,
@@ -195,7 +208,9 @@ async def serve(settings: Settings) -> int:
     if url is None:
         embedded = EmbeddedPostgres(settings.data_dir)
         url = await asyncio.to_thread(embedded.start)
-    core = await start_core(config, url, vault_shards=settings.vault_shards)
+    core = await start_core(
+        config, url, vault_shards=settings.vault_shards, journal_process=settings.journal_process
+    )
     pool, trading, state = core.pool, core.trading, core.recovered
     loop = asyncio.get_running_loop()
     authority = Authority(pool)

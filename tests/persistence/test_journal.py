@@ -61,7 +61,7 @@ async def test_units_are_committed_in_groups_before_their_replies(pool: asyncpg.
         committed_at_reply.extend(token for token, _ in replies)
 
     journal = Journal(pool, resolve, recorder.on_fatal)
-    journal.start()
+    await journal.start()
     for index in range(1, 501):
         journal.submit(deposit_unit(index, f"w{index % 7}", 1_000 + index, token=index))
     await journal.drain()
@@ -87,7 +87,7 @@ async def test_no_reply_before_the_commit_that_holds_its_effects(pool: asyncpg.P
         asyncio.get_running_loop().create_task(look())
 
     journal = Journal(pool, resolve, lambda error: None)
-    journal.start()
+    await journal.start()
     journal.submit(deposit_unit(1, "w", 5, token=1))
     await asyncio.wait_for(done.wait(), 10)
     assert observed == [1]
@@ -97,7 +97,7 @@ async def test_no_reply_before_the_commit_that_holds_its_effects(pool: asyncpg.P
 async def test_a_group_that_cannot_commit_is_fatal_and_replies_nothing(pool: asyncpg.Pool) -> None:
     recorder = Recorder(pool)
     journal = Journal(pool, recorder.resolve, recorder.on_fatal)
-    journal.start()
+    await journal.start()
     journal.submit(deposit_unit(1, "w", 5, token=1))
     await journal.drain()
     journal.submit(deposit_unit(1, "w", 5, token=2))  # the same transfer id again: a bug
@@ -121,7 +121,7 @@ async def test_recovery_refuses_balances_that_disagree_with_the_postings(
     pool: asyncpg.Pool,
 ) -> None:
     journal = Journal(pool, lambda replies: None, lambda error: None)
-    journal.start()
+    await journal.start()
     journal.submit(deposit_unit(1, "w", 5, token=1))
     await journal.drain()
     await journal.stop()

@@ -78,7 +78,7 @@ class Journal:
         self._idle.clear()
         self._wake.set()
 
-    def start(self) -> None:
+    async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="journal")
 
     async def drain(self, timeout_s: float = 30.0) -> None:
