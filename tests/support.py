@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -55,3 +56,41 @@ def assert_problem(
     if code is not None:
         assert body["code"] == code, body
     return body
+
+
+def order(
+    client: httpx.Client, wallet_id: str, market: str = "BTC-USDT", **fields: Any
+) -> dict[str, Any]:
+    """Place an order that must be accepted (201) and return its body."""
+    body = {"wallet_id": wallet_id, "market": market, "type": "limit", **fields}
+    response = client.post("/orders/", json=body)
+    assert response.status_code == 201, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def depth(client: httpx.Client, market: str, limit: int = 1000) -> dict[str, Any]:
+    response = client.get(f"/markets/{market}/depth", params={"limit": limit})
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def band(book: dict[str, Any], low: str, high: str) -> dict[str, list[list[str]]]:
+    """The levels of a depth answer priced within [low, high]."""
+
+    def within(level: list[str]) -> bool:
+        return Decimal(low) <= Decimal(level[0]) <= Decimal(high)
+
+    return {
+        "bids": [level for level in book["bids"] if within(level)],
+        "asks": [level for level in book["asks"] if within(level)],
+    }
+
+
+def assert_quiet(client: httpx.Client, market: str, low: str, high: str) -> None:
+    """Nothing of other tests can trade with orders priced within [low, high]: the server
+    is shared by the whole session, so each test trades in a price band of its own."""
+    book = depth(client, market)
+    assert not book["bids"] or Decimal(book["bids"][0][0]) < Decimal(low), f"stray bid: {book}"
+    assert not book["asks"] or Decimal(book["asks"][0][0]) > Decimal(high), f"stray ask: {book}"

@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 import httpx
 import pytest
 
 from tests.server import ServerProcess
-from tests.support import assert_problem, deposit, new_wallet
+from tests.support import assert_problem, assert_quiet, band, deposit, depth, new_wallet, order
 
 Fund = Callable[..., str]
 
@@ -40,37 +39,6 @@ def fund(admin: httpx.Client) -> Iterator[Fund]:
             listed = admin.get("/orders/", params={"wallet_id": wallet_id, "status": status})
             for item in listed.json():
                 admin.delete(f"/orders/{item['id']}/")
-
-
-def order(client: httpx.Client, wallet_id: str, market: str, **fields: Any) -> dict[str, Any]:
-    body = {"wallet_id": wallet_id, "market": market, "type": "limit", **fields}
-    response = client.post("/orders/", json=body)
-    assert response.status_code == 201, response.text
-    result: dict[str, Any] = response.json()
-    return result
-
-
-def depth(client: httpx.Client, market: str, limit: int = 1000) -> dict[str, Any]:
-    response = client.get(f"/markets/{market}/depth", params={"limit": limit})
-    assert response.status_code == 200, response.text
-    result: dict[str, Any] = response.json()
-    return result
-
-
-def band(book: dict[str, Any], low: str, high: str) -> dict[str, list[list[str]]]:
-    def within(level: list[str]) -> bool:
-        return Decimal(low) <= Decimal(level[0]) <= Decimal(high)
-
-    return {
-        "bids": [level for level in book["bids"] if within(level)],
-        "asks": [level for level in book["asks"] if within(level)],
-    }
-
-
-def assert_quiet(client: httpx.Client, market: str, low: str, high: str) -> None:
-    book = depth(client, market)
-    assert not book["bids"] or Decimal(book["bids"][0][0]) < Decimal(low), f"stray bid: {book}"
-    assert not book["asks"] or Decimal(book["asks"][0][0]) > Decimal(high), f"stray ask: {book}"
 
 
 # ---------------------------------------------------------------- markets

@@ -15,7 +15,16 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import assert_problem, balances, deposit, new_wallet
+from tests.support import (
+    assert_problem,
+    assert_quiet,
+    balances,
+    band,
+    deposit,
+    depth,
+    new_wallet,
+    order,
+)
 
 Fund = Callable[..., str]
 
@@ -40,19 +49,8 @@ def fund(admin: httpx.Client) -> Iterator[Fund]:
     for wallet_id in made:
         for status in ("open", "pending"):
             listed = admin.get("/orders/", params={"wallet_id": wallet_id, "status": status})
-            for order in listed.json():
-                admin.delete(f"/orders/{order['id']}/")
-
-
-def order(
-    client: httpx.Client, wallet_id: str, market: str = "BTC-USDT", **fields: Any
-) -> dict[str, Any]:
-    """Place an order that must be accepted (201) and return its body."""
-    body = {"wallet_id": wallet_id, "market": market, "type": "limit", **fields}
-    response = client.post("/orders/", json=body)
-    assert response.status_code == 201, response.text
-    result: dict[str, Any] = response.json()
-    return result
+            for listed_order in listed.json():
+                admin.delete(f"/orders/{listed_order['id']}/")
 
 
 def fetch(client: httpx.Client, order_id: int) -> dict[str, Any]:
@@ -69,34 +67,6 @@ def held(client: httpx.Client, wallet_id: str, currency: str) -> tuple[str, str]
     total = Decimal(row["available_balance"]) + Decimal(row["pending_amount"])
     assert row["amount"] == f"{total:.{places}f}", row
     return row["available_balance"], row["pending_amount"]
-
-
-def depth(client: httpx.Client, market: str) -> dict[str, Any]:
-    response = client.get(f"/markets/{market}/depth", params={"limit": 1000})
-    assert response.status_code == 200, response.text
-    result: dict[str, Any] = response.json()
-    return result
-
-
-def band(book: dict[str, Any], low: str, high: str) -> dict[str, list[list[str]]]:
-    """The levels of a depth answer priced within [low, high]."""
-
-    def within(level: list[str]) -> bool:
-        return Decimal(low) <= Decimal(level[0]) <= Decimal(high)
-
-    return {
-        "bids": [level for level in book["bids"] if within(level)],
-        "asks": [level for level in book["asks"] if within(level)],
-    }
-
-
-def assert_quiet(client: httpx.Client, market: str, low: str, high: str) -> None:
-    """Nothing of other tests can trade with this test's orders priced within [low, high]."""
-    book = depth(client, market)
-    best_bid = book["bids"][0][0] if book["bids"] else None
-    best_ask = book["asks"][0][0] if book["asks"] else None
-    assert best_bid is None or Decimal(best_bid) < Decimal(low), f"stray bid: {book}"
-    assert best_ask is None or Decimal(best_ask) > Decimal(high), f"stray ask: {book}"
 
 
 def last_trade(client: httpx.Client, market: str) -> dict[str, Any] | None:
