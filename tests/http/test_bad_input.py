@@ -490,3 +490,13 @@ def test_deposit_with_wrong_content_type_is_415(admin: httpx.Client, wallet_id: 
         headers={"Content-Type": "application/xml"},
     )
     assert_problem(response, 415, "unsupported_media_type")
+
+
+def test_deeply_nested_json_is_400_not_a_crash(admin: httpx.Client, wallet_id: str) -> None:
+    bomb = '{"uid": ' + "[" * 30_000 + "]" * 30_000 + "}"
+    headers = {"content-type": "application/json"}
+    for path in ("/management/v2/deposits/new", "/orders/", "/wallets/"):
+        response = admin.post(path, content=bomb, headers=headers)
+        assert response.status_code in (400, 422), (path, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json")
+    assert admin.get("/status/").json()["status"] == "ok"

@@ -46,6 +46,8 @@ def decode(data: bytes, kind: type[T]) -> T:
         ) from None
     except (msgspec.DecodeError, UnicodeDecodeError) as error:
         raise Problem(400, "malformed_json", f"the body is not valid JSON: {error}") from None
+    except RecursionError:
+        raise Problem(400, "malformed_json", "the body is nested too deeply") from None
 
 
 async def read_json(req: falcon.asgi.Request, kind: type[T]) -> T:
