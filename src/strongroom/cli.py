@@ -27,26 +27,38 @@ def parser() -> argparse.ArgumentParser:
     root.add_argument("--log-json", action="store_true", help="structured JSON logs on stderr")
     root.add_argument("--log-level", default=_env("STRONGROOM_LOG_LEVEL", "INFO"))
     commands = root.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="run the service")
-    serve.add_argument(
-        "--data-dir", type=Path, default=Path(_env("STRONGROOM_DATA_DIR", "./.strongroom") or "")
-    )
-    serve.add_argument("--database-url", default=_env("STRONGROOM_DATABASE_URL"))
-    serve.add_argument("--host", default=_env("STRONGROOM_HOST", "127.0.0.1"))
-    serve.add_argument(
-        "--http-port", type=_port, default=_port(_env("STRONGROOM_HTTP_PORT", "8080") or "")
+    serve = commands.add_parser(
+        "serve",
+        help="run the service",
+        description="Run REST, actors and journal on PostgreSQL (embedded unless a URL is given).",
     )
     serve.add_argument(
-        "--ws-port", type=_port, default=_port(_env("STRONGROOM_WS_PORT", "8765") or "")
+        "--data-dir",
+        type=Path,
+        default=Path(_env("STRONGROOM_DATA_DIR", "./.strongroom") or ""),
+        help="env STRONGROOM_DATA_DIR; default ./.strongroom",
     )
     serve.add_argument(
-        "--mtf-port", type=_port, default=_port(_env("STRONGROOM_MTF_PORT", "9100") or "")
+        "--database-url",
+        default=_env("STRONGROOM_DATABASE_URL"),
+        help="env STRONGROOM_DATABASE_URL; default an embedded PostgreSQL in the data dir",
     )
+    serve.add_argument(
+        "--host", default=_env("STRONGROOM_HOST", "127.0.0.1"), help="env STRONGROOM_HOST"
+    )
+    for name, default in (("http", "8080"), ("ws", "8765"), ("mtf", "9100")):
+        variable = f"STRONGROOM_{name.upper()}_PORT"
+        serve.add_argument(
+            f"--{name}-port",
+            type=_port,
+            default=_port(_env(variable, default) or ""),
+            help=f"env {variable}; default {default}",
+        )
     serve.add_argument(
         "--config",
         type=Path,
         default=Path(value) if (value := _env("STRONGROOM_CONFIG")) else None,
-        help="TOML file adding currencies and markets",
+        help="env STRONGROOM_CONFIG; a TOML file adding currencies and markets",
     )
     return root
 
