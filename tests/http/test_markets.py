@@ -2,43 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
 
 import httpx
 import pytest
 
+from tests.http.conftest import Fund
 from tests.server import ServerProcess
-from tests.support import assert_problem, assert_quiet, band, deposit, depth, new_wallet, order
-
-Fund = Callable[..., str]
+from tests.support import assert_problem, assert_quiet, band, depth, order
 
 
 @pytest.fixture
 def public(server: ServerProcess) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.base_url, timeout=30.0) as client:
         yield client
-
-
-@pytest.fixture
-def fund(admin: httpx.Client) -> Iterator[Fund]:
-    """A fresh funded wallet; its open orders are canceled at teardown."""
-    made: list[str] = []
-
-    def make(**amounts: str) -> str:
-        wallet_id = new_wallet(admin, "markets")
-        made.append(wallet_id)
-        for currency, amount in amounts.items():
-            deposit(admin, wallet_id, currency, amount)
-        return wallet_id
-
-    yield make
-    for wallet_id in made:
-        for status in ("open", "pending"):
-            listed = admin.get("/orders/", params={"wallet_id": wallet_id, "status": status})
-            for item in listed.json():
-                admin.delete(f"/orders/{item['id']}/")
 
 
 # ---------------------------------------------------------------- markets

@@ -7,14 +7,13 @@ The server is shared by the whole session, so every test trades in its own price
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
 import httpx
-import pytest
 
+from tests.http.conftest import Fund
 from tests.support import (
     assert_problem,
     assert_quiet,
@@ -22,35 +21,8 @@ from tests.support import (
     band,
     deposit,
     depth,
-    new_wallet,
     order,
 )
-
-Fund = Callable[..., str]
-
-
-@pytest.fixture
-def fund(admin: httpx.Client) -> Iterator[Fund]:
-    """`fund(BTC="1", USDT="10")`: a fresh wallet with accepted deposits.
-
-    At teardown every open or pending order of the wallets made here is canceled, so the
-    books are left as they were found.
-    """
-    made: list[str] = []
-
-    def make(**amounts: str) -> str:
-        wallet_id = new_wallet(admin, "orders")
-        made.append(wallet_id)
-        for currency, amount in amounts.items():
-            deposit(admin, wallet_id, currency, amount)
-        return wallet_id
-
-    yield make
-    for wallet_id in made:
-        for status in ("open", "pending"):
-            listed = admin.get("/orders/", params={"wallet_id": wallet_id, "status": status})
-            for listed_order in listed.json():
-                admin.delete(f"/orders/{listed_order['id']}/")
 
 
 def fetch(client: httpx.Client, order_id: int) -> dict[str, Any]:
