@@ -169,9 +169,9 @@ async def start_core(
 
     bridge = Bridge(loop, commit)
     if journal_process:
-        journal = JournalClient(database_url, bridge.resolve, fatal)
+        journal = JournalClient(database_url, bridge.committed, fatal)
     else:
-        journal = Journal(pool, bridge.resolve, fatal)
+        journal = Journal(pool, bridge.committed, fatal)
     ledger = Ledger(config.currencies)
     ledger.restore(state.balances, state.holds, [])
     clearing = Clearing(config, ledger, next_transfer_id=state.next_transfer_id)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from strongroom.actors.messages import (
@@ -19,7 +21,7 @@ from strongroom.actors.messages import (
     TimeInForce,
 )
 from strongroom.actors.runtime.pykka import Directory, Inspect
-from strongroom.actors.system import ActorAddress, Bridge, shard_of
+from strongroom.actors.system import ActorAddress, Bridge, ReplyCallback, shard_of
 from strongroom.config import TradingConfig
 from strongroom.errors import StrongroomError
 
@@ -29,6 +31,25 @@ IN_FLIGHT_MAX = 50_000
 
 class ServiceUnavailable(StrongroomError):
     code = "service_unavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderTerms:
+    """A new order as an edge validated it: ticks, lots, and the id it will carry."""
+
+    order_id: int
+    wallet_id: str
+    market: str
+    side: Side
+    kind: OrderKind
+    price: int
+    quantity: int
+    stop_price: int = 0
+    display_quantity: int = 0
+    time_in_force: TimeInForce = TimeInForce.GTC
+    post_only: bool = False
+    external_id: str | None = None
+    fingerprint: str = ""
 
 
 class Trading:
@@ -52,21 +73,81 @@ class Trading:
         # Backpressure: mailboxes are unbounded, so the edge bounds what it lets in.
         self.in_flight_max = IN_FLIGHT_MAX
 
-    async def _call(self, address: ActorAddress, make: Callable[[int], Any]) -> Any:
+    def new_order_id(self) -> int:
+        """An order id for `place_nowait` (edges that must know it before the reply)."""
+        return next(self._order_ids)
+
+    def _submit(
+        self, address: ActorAddress, make: Callable[[int], Any], on_reply: ReplyCallback
+    ) -> None:
+        """Send a command; `on_reply` gets its reply on the loop, or None if none came in time."""
         if not self.accepting:
             raise ServiceUnavailable("the service is shutting down")
         if self._bridge.in_flight >= self.in_flight_max:
             raise ServiceUnavailable("too many commands in flight; retry shortly")
-        token, future = self._bridge.token()
-        self._bridge.send(address, make(token))
-        try:
-            return await future
-        except TimeoutError:
-            raise ServiceUnavailable("no answer in time; the command may still complete") from None
+        self._bridge.send(address, make(self._bridge.expect(on_reply)))
+
+    async def _call_with(self, send: Callable[[ReplyCallback], None]) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+        def on_reply(reply: Any) -> None:
+            if not future.done():
+                future.set_result(reply)
+
+        send(on_reply)
+        reply = await future
+        if reply is None:
+            raise ServiceUnavailable("no answer in time; the command may still complete")
+        return reply
+
+    async def _call(self, address: ActorAddress, make: Callable[[int], Any]) -> Any:
+        return await self._call_with(lambda on_reply: self._submit(address, make, on_reply))
 
     def _shard(self, wallet_id: str) -> ActorAddress:
         shards = self._directory.shards
         return shards[shard_of(wallet_id, len(shards))]
+
+    def place_nowait(self, on_reply: ReplyCallback, terms: OrderTerms) -> None:
+        at_ns = self._clock_ns()
+        self._submit(
+            self._shard(terms.wallet_id),
+            lambda token: OrderRequest(
+                token,
+                terms.order_id,
+                terms.wallet_id,
+                terms.market,
+                terms.side,
+                terms.kind,
+                terms.price,
+                terms.quantity,
+                terms.stop_price,
+                terms.display_quantity,
+                terms.time_in_force,
+                terms.post_only,
+                terms.external_id,
+                terms.fingerprint,
+                at_ns,
+            ),
+            on_reply,
+        )
+
+    def cancel_nowait(self, on_reply: ReplyCallback, wallet_id: str, order_id: int) -> None:
+        at_ns = self._clock_ns()
+        self._submit(
+            self._shard(wallet_id),
+            lambda token: CancelRequest(token, wallet_id, order_id, at_ns),
+            on_reply,
+        )
+
+    def replace_nowait(
+        self, on_reply: ReplyCallback, wallet_id: str, order_id: int, price: int, quantity: int
+    ) -> None:
+        at_ns = self._clock_ns()
+        self._submit(
+            self._shard(wallet_id),
+            lambda token: ReplaceRequest(token, wallet_id, order_id, price, quantity, at_ns),
+            on_reply,
+        )
 
     async def place(
         self,
@@ -84,42 +165,22 @@ class Trading:
         external_id: str | None = None,
         fingerprint: str = "",
     ) -> Reply:
-        order_id = next(self._order_ids)
-        at_ns = self._clock_ns()
-        result: Reply = await self._call(
-            self._shard(wallet_id),
-            lambda token: OrderRequest(
-                token,
-                order_id,
-                wallet_id,
-                market,
-                side,
-                kind,
-                price,
-                quantity,
-                stop_price,
-                display_quantity,
-                time_in_force,
-                post_only,
-                external_id,
-                fingerprint,
-                at_ns,
-            ),
-        )
+        terms = OrderTerms(
+            self.new_order_id(), wallet_id, market, side, kind, price, quantity, stop_price,
+            display_quantity, time_in_force, post_only, external_id, fingerprint,
+        )  # fmt: skip
+        result: Reply = await self._call_with(lambda on_reply: self.place_nowait(on_reply, terms))
         return result
 
     async def cancel(self, wallet_id: str, order_id: int) -> Reply:
-        at_ns = self._clock_ns()
-        result: Reply = await self._call(
-            self._shard(wallet_id), lambda token: CancelRequest(token, wallet_id, order_id, at_ns)
+        result: Reply = await self._call_with(
+            lambda on_reply: self.cancel_nowait(on_reply, wallet_id, order_id)
         )
         return result
 
     async def replace(self, wallet_id: str, order_id: int, price: int, quantity: int) -> Reply:
-        at_ns = self._clock_ns()
-        result: Reply = await self._call(
-            self._shard(wallet_id),
-            lambda token: ReplaceRequest(token, wallet_id, order_id, price, quantity, at_ns),
+        result: Reply = await self._call_with(
+            lambda on_reply: self.replace_nowait(on_reply, wallet_id, order_id, price, quantity)
         )
         return result
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 
 import asyncpg
 import pytest
@@ -14,7 +13,6 @@ from strongroom.actors.messages import (
     DepositState,
     JournalUnit,
     Posting,
-    Reply,
     Transfer,
 )
 from strongroom.persistence.database import migrate
@@ -44,8 +42,8 @@ class Recorder:
         self.seen: list[tuple[int, int]] = []  # (token, rows committed when it was resolved)
         self.fatal: list[BaseException] = []
 
-    def resolve(self, replies: Sequence[tuple[int, Reply]]) -> None:
-        for token, _ in replies:
+    def resolve(self, unit: JournalUnit) -> None:
+        for token, _ in unit.replies:
             self.seen.append((token, -1))
 
     def on_fatal(self, error: BaseException) -> None:
@@ -56,9 +54,9 @@ async def test_units_are_committed_in_groups_before_their_replies(pool: asyncpg.
     recorder = Recorder(pool)
     committed_at_reply: list[int] = []
 
-    def resolve(replies: Sequence[tuple[int, Reply]]) -> None:
+    def resolve(unit: JournalUnit) -> None:
         # Runs on the loop right after a commit: count what a reader sees now.
-        committed_at_reply.extend(token for token, _ in replies)
+        committed_at_reply.extend(token for token, _ in unit.replies)
 
     journal = Journal(pool, resolve, recorder.on_fatal)
     await journal.start()
@@ -78,7 +76,7 @@ async def test_no_reply_before_the_commit_that_holds_its_effects(pool: asyncpg.P
     observed: list[int] = []
     done = asyncio.Event()
 
-    def resolve(replies: Sequence[tuple[int, Reply]]) -> None:
+    def resolve(unit: JournalUnit) -> None:
         async def look() -> None:
             # A fresh connection sees only committed rows.
             observed.append(await pool.fetchval("SELECT count(*) FROM transfers"))
@@ -120,7 +118,7 @@ async def test_migrations_are_applied_once(pool: asyncpg.Pool) -> None:
 async def test_recovery_refuses_balances_that_disagree_with_the_postings(
     pool: asyncpg.Pool,
 ) -> None:
-    journal = Journal(pool, lambda replies: None, lambda error: None)
+    journal = Journal(pool, lambda unit: None, lambda error: None)
     await journal.start()
     journal.submit(deposit_unit(1, "w", 5, token=1))
     await journal.drain()

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Sequence
 
 import asyncpg
 import pytest
 
-from strongroom.actors.messages import Reply
+from strongroom.actors.messages import JournalUnit
 from strongroom.persistence.writer import JournalClient
 from tests.persistence.test_journal import deposit_unit
 
@@ -19,8 +18,8 @@ pytestmark = pytest.mark.asyncio(loop_scope="function")
 async def test_replies_follow_the_child_commits(pool: asyncpg.Pool, database_server: str) -> None:
     resolved: list[tuple[int, int]] = []
 
-    def resolve(replies: Sequence[tuple[int, Reply]]) -> None:
-        resolved.extend((token, 0) for token, _ in replies)
+    def resolve(unit: JournalUnit) -> None:
+        resolved.extend((token, 0) for token, _ in unit.replies)
 
     database = await pool.fetchval("SELECT current_database()")
     client = JournalClient(
@@ -41,7 +40,7 @@ async def test_a_writer_that_dies_is_fatal(pool: asyncpg.Pool, database_server: 
     database = await pool.fetchval("SELECT current_database()")
     client = JournalClient(
         database_server.replace("/postgres?", f"/{database}?"),
-        lambda replies: None,
+        lambda unit: None,
         lambda error: fatal.set(),
     )
     await client.start()

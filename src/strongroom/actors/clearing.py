@@ -123,7 +123,7 @@ class Clearing:
 
     def settle(self, results: BookResults) -> tuple[JournalUnit, list[tuple[str, int]]]:
         """One unit for a batch of book results, and the orders that ended in it."""
-        unit = JournalUnit([], [], [], [], {results.market: results.sequence}, [])
+        unit = JournalUnit([], [], [], [], {results.market: results.sequence}, [], [results])
         touched: dict[int, OrderRecord] = {}
         ended: list[tuple[str, int]] = []
         at_ns = results.at_ns

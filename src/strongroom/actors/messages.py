@@ -6,7 +6,7 @@ minor units of its currency (see `strongroom.config`). No float appears here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 
 import msgspec
@@ -441,7 +441,11 @@ Reply = OrderState | DepositState | Refused | DuplicateOrder
 
 @dataclass(slots=True)
 class JournalUnit:
-    """All effects of one batch of commands: committed together, then replied to."""
+    """All effects of one batch of commands: committed together, then replied to.
+
+    `results` are the book results the unit settles; they stay in this process and are
+    published to the edges (MTF sessions, feed) once the unit is committed.
+    """
 
     transfers: list[Transfer]
     orders: list[OrderState]
@@ -449,3 +453,4 @@ class JournalUnit:
     deposits: list[DepositState]
     sequences: dict[str, int]
     replies: list[tuple[int, Reply]]
+    results: list[BookResults] = field(default_factory=list)

@@ -3,11 +3,17 @@
 Routing: one book actor per market (by symbol), one ledger actor, and a bounded set of
 vault-shard actors; a wallet always lands on shard `crc32(wallet_id) % shards`.
 
-Edges never block on an actor. They create a reply token (an asyncio future), `tell`
-the command, and the future is resolved on the event loop, via
-`loop.call_soon_threadsafe`, by whoever finishes the command: the journal after the
-commit that holds its effects, or an actor that refused it without changing anything.
-Commands sent in one loop iteration travel as one batch per destination actor.
+Edges never block on an actor. They create a reply token (an asyncio future, or a
+plain callback for edges that answer many commands at once), `tell` the command, and
+the token is resolved on the event loop, via `loop.call_soon_threadsafe`, by whoever
+finishes the command: the journal after the commit that holds its effects, or an actor
+that refused it without changing anything. Commands sent in one loop iteration travel
+as one batch per destination actor.
+
+Once a unit is committed, the book results it settled are published to every listener
+(MTF sessions, the price feed) before its replies are resolved: whatever an edge tells
+its client about an order is durable, and the events of one command arrive in the
+order the book produced them.
 """
 
 from __future__ import annotations
@@ -20,7 +26,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from strongroom.actors.messages import JournalUnit, Reply
+from loguru import logger
+
+from strongroom.actors.messages import BookResults, JournalUnit, Reply
+
+ReplyCallback = Callable[[Reply | None], None]
+ResultsListener = Callable[[Sequence[BookResults]], None]
 
 
 class ActorAddress(Protocol):
@@ -58,7 +69,9 @@ class Bridge:
         self._loop = loop
         self._commit = commit
         self._reply_timeout_s = reply_timeout_s
-        self._waiting: dict[int, asyncio.Future[Any]] = {}
+        # A waiting token: a future (`token`) or a callback given None on timeout (`expect`).
+        self._waiting: dict[int, asyncio.Future[Any] | ReplyCallback] = {}
+        self._listeners: list[ResultsListener] = []
         self._deadlines: deque[tuple[float, int]] = deque()
         self._sweeper: asyncio.Task[None] | None = None
         self._tokens = itertools.count(1)
@@ -71,15 +84,18 @@ class Bridge:
     def in_flight(self) -> int:
         return len(self._waiting)
 
-    def token(self) -> tuple[int, asyncio.Future[Any]]:
-        """A reply token and its future, failed with `TimeoutError` if no reply comes in time."""
+    def expect(self, callback: ReplyCallback) -> int:
+        """A reply token whose reply goes to `callback` (None if no reply comes in time)."""
         token = next(self._tokens)
-        future: asyncio.Future[Any] = self._loop.create_future()
-        self._waiting[token] = future
+        self._waiting[token] = callback
         self._deadlines.append((self._loop.time() + self._reply_timeout_s, token))
         if self._sweeper is None:
             self._sweeper = self._loop.create_task(self._sweep(), name="reply-deadlines")
-        return token, future
+        return token
+
+    def listen(self, listener: ResultsListener) -> None:
+        """Call `listener` with the book results of every committed unit, in commit order."""
+        self._listeners.append(listener)
 
     async def _sweep(self) -> None:
         """One timer for all replies instead of one per call: tokens expire in issue order."""
@@ -89,9 +105,12 @@ class Bridge:
             deadlines = self._deadlines
             while deadlines and deadlines[0][0] <= now:
                 _, token = deadlines.popleft()
-                future = self._waiting.pop(token, None)
-                if future is not None and not future.done():
-                    future.set_exception(TimeoutError("no reply in time"))
+                waiter = self._waiting.pop(token, None)
+                if isinstance(waiter, asyncio.Future):
+                    if not waiter.done():
+                        waiter.set_exception(TimeoutError("no reply in time"))
+                elif waiter is not None:
+                    waiter(None)
 
     def close(self) -> None:
         if self._sweeper is not None:
@@ -113,11 +132,26 @@ class Bridge:
     def resolve(self, replies: Sequence[tuple[int, Any]]) -> None:
         waiting = self._waiting
         for token, reply in replies:
-            future = waiting.pop(token, None)
-            if future is not None and not future.done():
-                future.set_result(reply)
+            waiter = waiting.pop(token, None)
+            if waiter is None:
+                continue
+            if isinstance(waiter, asyncio.Future):
+                if not waiter.done():
+                    waiter.set_result(reply)
+            else:
+                waiter(reply)
         if not waiting:
             self._deadlines.clear()
+
+    def committed(self, unit: JournalUnit) -> None:
+        """The journal committed `unit`: publish its book results, then answer its replies."""
+        if unit.results:
+            for listener in self._listeners:
+                try:
+                    listener(unit.results)
+                except Exception:  # one edge's bug must not stop the journal or the others
+                    logger.exception("a results listener failed", listener=repr(listener))
+        self.resolve(unit.replies)
 
     # --------------------------------------------------------------- actor side
 

@@ -1,8 +1,9 @@
 """The journal writer: one task on the event loop that commits units in groups.
 
 Every unit queued while the previous group was committing forms the next group: one
-transaction, COPY for the append-only tables, then the replies of exactly those units
-are resolved. Nothing is acknowledged before the commit that holds its effects.
+transaction, COPY for the append-only tables, then `on_commit` is called for each of
+exactly those units (it publishes their book results and resolves their replies).
+Nothing is acknowledged before the commit that holds its effects.
 
 A group that cannot be committed stops the process (after retries): the actors'
 memory is then ahead of the database, and only a restart from the committed state is
@@ -20,7 +21,7 @@ from typing import Any
 import asyncpg
 from loguru import logger
 
-from strongroom.actors.messages import Account, AccountCode, JournalUnit, Reply
+from strongroom.actors.messages import Account, AccountCode, JournalUnit
 from strongroom.persistence.errors import CommitFailed
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -55,13 +56,13 @@ class Journal:
     def __init__(
         self,
         pool: asyncpg.Pool,
-        resolve: Callable[[Sequence[tuple[int, Reply]]], None],
+        on_commit: Callable[[JournalUnit], None],
         on_fatal: Callable[[BaseException], None],
         *,
         group_units_max: int = GROUP_UNITS_MAX,
     ) -> None:
         self._pool = pool
-        self._resolve = resolve
+        self._on_commit = on_commit
         self._on_fatal = on_fatal
         self._group_units_max = group_units_max
         self._queue: list[JournalUnit] = []
@@ -106,7 +107,7 @@ class Journal:
                 self.groups_committed += 1
                 self.units_committed += len(group)
                 for unit in group:
-                    self._resolve(unit.replies)
+                    self._on_commit(unit)
             if not self._queue:
                 self._idle.set()
 

@@ -2,10 +2,10 @@
 waiting on PostgreSQL no longer compete with matching and settlement for one GIL.
 
 `JournalClient` (in the service) offers the same `submit`/`drain`/`stop` as `Journal`.
-It keeps each unit's replies and sends the rest of the unit to the child; the child runs
-a `Journal` on its own event loop and connection pool and, after every group commit,
-answers how many units are committed so far. Replies leave only for units the child has
-reported committed, so "acknowledged means durable" holds across the process boundary.
+It keeps each unit (for its replies and book results) and sends its rows to the child;
+the child runs a `Journal` on its own event loop and connection pool and, after every
+group commit, answers how many units are committed so far. Replies leave only for units
+the child has reported committed, so "acknowledged means durable" holds across the process boundary.
 
 Wire, both ways over a socketpair: parent → child frames of a 4-byte big-endian length
 and the msgpack of (transfers, orders, trades, deposits, sequences); child → parent
@@ -23,8 +23,7 @@ import struct
 import subprocess
 import sys
 from collections import deque
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable
 
 import msgspec
 from loguru import logger
@@ -33,7 +32,6 @@ from strongroom.actors.messages import (
     DepositState,
     JournalUnit,
     OrderState,
-    Reply,
     TradeRecord,
     Transfer,
 )
@@ -56,14 +54,14 @@ class JournalClient:
     def __init__(
         self,
         database_url: str,
-        resolve: Callable[[Sequence[tuple[int, Reply]]], None],
+        on_commit: Callable[[JournalUnit], None],
         on_fatal: Callable[[BaseException], None],
     ) -> None:
         self._url = database_url
-        self._resolve = resolve
+        self._on_commit = on_commit
         self._on_fatal = on_fatal
         self._encoder = msgspec.msgpack.Encoder()
-        self._waiting: deque[list[tuple[int, Reply]]] = deque()
+        self._waiting: deque[JournalUnit] = deque()
         self._submitted = 0
         self._committed = 0
         self._idle = asyncio.Event()
@@ -95,7 +93,7 @@ class JournalClient:
             (unit.transfers, unit.orders, unit.trades, unit.deposits, unit.sequences)
         )
         self._writer.write(FRAME.pack(len(payload)) + payload)
-        self._waiting.append(unit.replies)
+        self._waiting.append(unit)
         self._submitted += 1
         self._idle.clear()
 
@@ -105,7 +103,7 @@ class JournalClient:
                 committed = COUNT.unpack(await reader.readexactly(COUNT.size))[0]
                 self.groups_committed += 1
                 while self._committed < committed:
-                    self._resolve(self._waiting.popleft())
+                    self._on_commit(self._waiting.popleft())
                     self._committed += 1
                 if self._committed == self._submitted:
                     self._idle.set()
@@ -140,7 +138,7 @@ async def serve_parent(descriptor: int, database_url: str) -> None:
         report_scheduled = False
         writer.write(COUNT.pack(committed))
 
-    def resolve(replies: Sequence[tuple[int, Any]]) -> None:
+    def counted(unit: JournalUnit) -> None:
         nonlocal committed, report_scheduled
         committed += 1
         if not report_scheduled:  # one count per group, after all of its units
@@ -151,7 +149,7 @@ async def serve_parent(descriptor: int, database_url: str) -> None:
         logger.opt(exception=error).critical("journal writer: commit failed, exiting")
         os._exit(EXIT_FATAL)
 
-    journal = Journal(pool, resolve, fatal)
+    journal = Journal(pool, counted, fatal)
     await journal.start()
     while True:
         try:

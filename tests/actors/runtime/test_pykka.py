@@ -38,7 +38,7 @@ class Harness:
 
         def commit(unit: JournalUnit) -> None:
             self.units.append(unit)
-            self.bridge.resolve(unit.replies)
+            self.bridge.committed(unit)
 
         def fatal(error: BaseException) -> None:
             self.fatal.append(error)
@@ -133,10 +133,10 @@ async def test_idle_vaults_are_passivated() -> None:
         shard = harness.runtime.directory.shards[0]
 
         async def vault_ids() -> set[str]:
-            token, future = harness.bridge.token()
+            future: asyncio.Future[set[str]] = asyncio.get_running_loop().create_future()
+            token = harness.bridge.expect(future.set_result)
             harness.bridge.send(shard, runtime.Inspect(token, lambda vaults: set(vaults)))
-            result: set[str] = await future
-            return result
+            return await future
 
         assert await vault_ids() == {"a"}  # a live order keeps its vault active
         canceled = await trading.cancel("a", placed.order_id)

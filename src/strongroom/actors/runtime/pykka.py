@@ -211,6 +211,7 @@ def merge(units: list[JournalUnit]) -> JournalUnit:
         merged.deposits.extend(unit.deposits)
         merged.sequences.update(unit.sequences)
         merged.replies.extend(unit.replies)
+        merged.results.extend(unit.results)
     return merged
 
 
