@@ -54,6 +54,25 @@ def parser() -> argparse.ArgumentParser:
             default=_port(_env(variable, default) or ""),
             help=f"env {variable}; default {default}",
         )
+    for name, what in (
+        ("cert", "PEM certificate chain: serve MTF over TLS"),
+        ("key", "PEM private key of the certificate"),
+        ("client-ca", "PEM CA bundle: require client certificates (CN = client id)"),
+    ):
+        variable = f"STRONGROOM_MTF_TLS_{name.upper().replace('-', '_')}"
+        serve.add_argument(
+            f"--mtf-tls-{name}",
+            type=Path,
+            default=Path(value) if (value := _env(variable)) else None,
+            help=f"env {variable}; {what}",
+        )
+    serve.add_argument(
+        "--mtf-rate",
+        type=float,
+        default=float(_env("STRONGROOM_MTF_RATE", "50000") or 0),
+        help="env STRONGROOM_MTF_RATE; order-entry frames per second per MTF session"
+        " (beyond it: J 8); default 50000",
+    )
     serve.add_argument(
         "--config",
         type=Path,
@@ -91,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
             ws_port=arguments.ws_port,
             mtf_port=arguments.mtf_port,
             config_path=arguments.config,
+            mtf_tls_cert=arguments.mtf_tls_cert,
+            mtf_tls_key=arguments.mtf_tls_key,
+            mtf_tls_client_ca=arguments.mtf_tls_client_ca,
+            mtf_rate_per_s=arguments.mtf_rate,
             admin_client_id=_env("STRONGROOM_ADMIN_CLIENT_ID"),
             admin_client_secret=_env("STRONGROOM_ADMIN_CLIENT_SECRET"),
         )

@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import signal
+import ssl
 import time
 from collections.abc import Generator
 from contextlib import contextmanager
@@ -39,6 +40,9 @@ from strongroom.persistence.journal import Journal
 from strongroom.persistence.recovery import MarketCounters, RecoveredState, recover
 from strongroom.persistence.writer import JournalClient
 from strongroom.service import Trading
+from strongroom.wire.credentials import CredentialStore, load_key
+from strongroom.wire.gateway import GatewaySettings, MtfGateway
+from strongroom.wire.mtf import Keyring, Limits
 
 EXIT_FATAL = 70
 
@@ -52,6 +56,10 @@ class Settings:
     ws_port: int
     mtf_port: int
     config_path: Path | None
+    mtf_tls_cert: Path | None = None
+    mtf_tls_key: Path | None = None
+    mtf_tls_client_ca: Path | None = None
+    mtf_rate_per_s: float = 50_000.0
     admin_client_id: str | None = None
     admin_client_secret: str | None = None
     vault_shards: int = 4
@@ -64,6 +72,19 @@ class _Server(uvicorn.Server):
     @contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
+
+
+def mtf_ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """TLS for the MTF port when a certificate is configured; client certificates are
+    required (and name the client id) when a client CA is configured too."""
+    if settings.mtf_tls_cert is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(settings.mtf_tls_cert, settings.mtf_tls_key)
+    if settings.mtf_tls_client_ca is not None:
+        context.load_verify_locations(settings.mtf_tls_client_ca)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
 
 
 def fatal(error: BaseException) -> None:
@@ -215,15 +236,32 @@ async def serve(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     authority = Authority(pool)
     await bootstrap_admin(authority, settings)
+    credentials = CredentialStore(pool, load_key(settings.data_dir), Keyring())
     services = Services(
         config=config,
         pool=pool,
         trading=trading,
         authority=authority,
         wallet_owners=await repositories.all_wallet_owners(pool),
+        mtf_credentials=credentials,
     )
     services.readiness.database = True
-    services.readiness.listeners["http"] = False
+    services.readiness.listeners.update(http=False, mtf=False)
+    gateway = MtfGateway(
+        trading,
+        credentials,
+        config,
+        GatewaySettings(
+            host=settings.host,
+            port=settings.mtf_port,
+            limits=Limits(
+                rate_per_s=settings.mtf_rate_per_s, burst=max(1, int(settings.mtf_rate_per_s))
+            ),
+            ssl_context=mtf_ssl_context(settings),
+        ),
+    )
+    await gateway.start()
+    services.readiness.listeners["mtf"] = True
     server = _Server(
         uvicorn.Config(
             create_app(services),
@@ -255,10 +293,12 @@ async def serve(settings: Settings) -> int:
     logger.info(
         "ready",
         http=f"http://{settings.host}:{settings.http_port}",
+        mtf=f"{settings.host}:{gateway.port}",
         startup_s=round(time.monotonic() - started, 3),
         live_orders=len(state.live_orders),
     )
     await serving
+    await gateway.stop()
     await core.stop()
     if embedded is not None:
         await asyncio.to_thread(embedded.stop)

@@ -21,7 +21,13 @@ from strongroom.actors.messages import (
     TimeInForce,
 )
 from strongroom.actors.runtime.pykka import Directory, Inspect
-from strongroom.actors.system import ActorAddress, Bridge, ReplyCallback, shard_of
+from strongroom.actors.system import (
+    ActorAddress,
+    Bridge,
+    ReplyCallback,
+    ResultsListener,
+    shard_of,
+)
 from strongroom.config import TradingConfig
 from strongroom.errors import StrongroomError
 
@@ -72,6 +78,10 @@ class Trading:
         self.accepting = True
         # Backpressure: mailboxes are unbounded, so the edge bounds what it lets in.
         self.in_flight_max = IN_FLIGHT_MAX
+
+    def listen(self, listener: ResultsListener) -> None:
+        """Have `listener` called with the book results of every committed unit."""
+        self._bridge.listen(listener)
 
     def new_order_id(self) -> int:
         """An order id for `place_nowait` (edges that must know it before the reply)."""

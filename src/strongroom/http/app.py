@@ -14,7 +14,7 @@ from loguru import logger
 from strongroom.http import problems
 from strongroom.http.auth import AuthMiddleware
 from strongroom.http.context import Services
-from strongroom.http.resources import management, markets, orders, system, wallets
+from strongroom.http.resources import management, markets, mtf, orders, system, wallets
 
 
 class RequestIdMiddleware:
@@ -60,6 +60,8 @@ def create_app(services: Services) -> falcon.asgi.App[Any, Any]:
     route("/docs", system.DocsResource())
     route("/wallets/", wallets.WalletsResource(services))
     route("/wallets/{wallet_id}/", wallets.WalletResource(services))
+    route("/wallets/{wallet_id}/mtf-credentials/", mtf.MtfCredentialsResource(services))
+    route("/wallets/{wallet_id}/mtf-credentials/{client_id}/", mtf.MtfCredentialResource(services))
     route("/management/v2/deposits/new", management.DepositsNewResource(services))
     route("/management/v2/deposits/get", management.DepositsGetResource(services))
     route("/management/v2/deposits/state", management.DepositStateResource(services))

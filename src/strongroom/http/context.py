@@ -11,6 +11,7 @@ from strongroom.config import TradingConfig
 from strongroom.http.auth import Authority, Principal
 from strongroom.http.problems import Problem, invalid, not_found
 from strongroom.service import Trading
+from strongroom.wire.credentials import CredentialStore
 
 
 @dataclass(slots=True)
@@ -30,6 +31,7 @@ class Services:
     trading: Trading
     authority: Authority
     wallet_owners: dict[str, str]
+    mtf_credentials: CredentialStore
     readiness: Readiness = field(default_factory=Readiness)
 
     def wallet_visible(self, principal: Principal, wallet_id: str) -> bool:

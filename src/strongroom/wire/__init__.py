@@ -1,0 +1,1 @@
+"""MTF: the binary protocol and its TCP gateway."""
