@@ -79,6 +79,9 @@ def parser() -> argparse.ArgumentParser:
         default=Path(value) if (value := _env("STRONGROOM_CONFIG")) else None,
         help="env STRONGROOM_CONFIG; a TOML file adding currencies and markets",
     )
+    from strongroom.wire.console import add_parser
+
+    add_parser(commands, dict(os.environ))
     return root
 
 
@@ -118,6 +121,21 @@ def main(argv: list[str] | None = None) -> int:
             admin_client_secret=_env("STRONGROOM_ADMIN_CLIENT_SECRET"),
         )
         return asyncio.run(serve(settings))
+    if arguments.command == "mtf":
+        from strongroom import config as trading_config
+        from strongroom.wire.console import CommandError, run
+
+        if not arguments.client_id or not arguments.secret:
+            print("strongroom mtf: --client-id and --secret are required", file=sys.stderr)
+            return 2
+        try:
+            return asyncio.run(run(arguments, trading_config.load(arguments.config)))
+        except CommandError as error:
+            print(f"strongroom mtf: {error}", file=sys.stderr)
+            return 2
+        except OSError as error:
+            print(f"strongroom mtf: cannot connect: {error}", file=sys.stderr)
+            return 1
     return 2
 
 

@@ -73,6 +73,17 @@ def test_external_id_repeats_are_recognised() -> None:
     )
 
 
+def test_an_external_id_is_kept_when_the_order_ends_and_freed_when_it_was_refused() -> None:
+    vault = Vault("w", DEFAULT)
+    assert isinstance(vault.admit(request(1, external_id="x"), None), Admitted)
+    vault.ended(1)  # filled or canceled: the id stays taken
+    assert vault.admit(request(2, external_id="x"), None) == DuplicateOrder(1, True)
+    assert isinstance(vault.admit(request(3, external_id="y"), None), Admitted)
+    vault.refused(3)  # the ledger refused the hold: the order never existed
+    assert 3 not in vault.open_orders
+    assert isinstance(vault.admit(request(4, external_id="y"), None), Admitted)
+
+
 def test_open_order_limit_and_passivation() -> None:
     vault = Vault("w", DEFAULT)
     for order_id in range(1, OPEN_ORDERS_MAX + 1):

@@ -22,6 +22,7 @@ from tests.support import (
     deposit,
     depth,
     order,
+    place,
 )
 
 
@@ -314,6 +315,19 @@ def test_insufficient_funds_is_422_and_changes_nothing(admin: httpx.Client, fund
     exact = order(admin, wallet_id, side="buy", price="10000.00", quantity="0.0100")
     assert exact["status"] == "open"
     assert held(admin, wallet_id, "USDT") == ("0.000000", "100.000000")
+
+
+def test_an_external_id_refused_for_funds_can_be_retried_after_a_deposit(
+    admin: httpx.Client, fund: Fund
+) -> None:
+    assert_quiet(admin, "BTC-USDT", "10.00", "10.00")
+    wallet_id = fund(USDT="0.5")
+    terms = {"side": "buy", "price": "10.00", "quantity": "0.1000", "external_id": "retry-1"}
+    assert_problem(place(admin, wallet_id, **terms), 422, "insufficient_funds")
+    deposit(admin, wallet_id, "USDT", "0.5")
+    placed = order(admin, wallet_id, **terms)
+    assert placed["status"] == "open" and placed["external_id"] == "retry-1"
+    assert order(admin, wallet_id, **terms) == placed  # from now on a repeat
 
 
 def test_list_orders_of_a_wallet(admin: httpx.Client, fund: Fund) -> None:

@@ -352,9 +352,14 @@ class BookResults(Message, frozen=True):
 
 
 class OrdersEnded(Message, frozen=True):
-    """Told to vault shards once orders of their wallets ended (filled, canceled, rejected)."""
+    """Told to vault shards once orders of their wallets ended (filled, canceled, rejected).
+
+    `refused`: orders the ledger refused before any book saw them; they never existed,
+    so their client order ids may be used again.
+    """
 
     orders: tuple[tuple[str, int], ...]
+    refused: tuple[tuple[str, int], ...] = ()
 
 
 # --------------------------------------------------------------------------- states

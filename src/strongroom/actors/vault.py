@@ -76,13 +76,14 @@ def collar_cap(price: int, collar_bps: int) -> int:
 class Vault:
     """Per-wallet admission: no I/O, no clock; state is the wallet's live orders."""
 
-    __slots__ = ("_config", "_external_ids", "open_orders", "wallet_id")
+    __slots__ = ("_config", "_external_ids", "_external_of", "open_orders", "wallet_id")
 
     def __init__(self, wallet_id: str, config: TradingConfig) -> None:
         self.wallet_id = wallet_id
         self._config = config
         self.open_orders: dict[int, str] = {}  # order id → market
         self._external_ids: dict[str, tuple[int, str]] = {}
+        self._external_of: dict[int, str] = {}  # open order id → its external id
 
     @property
     def idle(self) -> bool:
@@ -122,10 +123,20 @@ class Vault:
             if len(self._external_ids) >= EXTERNAL_IDS_MAX:
                 self._external_ids.pop(next(iter(self._external_ids)))
             self._external_ids[request.external_id] = (request.order_id, request.fingerprint)
+            self._external_of[request.order_id] = request.external_id
         return Admitted(request, order, hold)
 
     def ended(self, order_id: int) -> None:
         self.open_orders.pop(order_id, None)
+        self._external_of.pop(order_id, None)
+
+    def refused(self, order_id: int) -> None:
+        """The ledger refused the order before any book saw it: it never existed, so its
+        external id is free again (a retry after a deposit is a new order)."""
+        self.open_orders.pop(order_id, None)
+        external_id = self._external_of.pop(order_id, None)
+        if external_id is not None and self._external_ids.get(external_id, (0,))[0] == order_id:
+            del self._external_ids[external_id]
 
     def _book_price(self, request: OrderRequest, best_ask: int | None) -> int:
         """For market-type buys, the price cap the held funds will cover."""

@@ -148,6 +148,7 @@ class LedgerActor(_Actor):
         units: list[JournalUnit] = []
         replies: list[tuple[int, Reply]] = []
         ended: list[tuple[str, int]] = []
+        refused: list[tuple[str, int]] = []
         top_ups = JournalUnit([], [], [], [], {}, [])
         for item in message:
             if isinstance(item, Admitted):
@@ -157,7 +158,7 @@ class LedgerActor(_Actor):
                     to_books[request.market].append((request.token, PlaceOrder(item.order)))
                 else:
                     replies.append((request.token, refusal))
-                    ended.append((request.wallet_id, request.order_id))
+                    refused.append((request.wallet_id, request.order_id))
             elif isinstance(item, ReplaceAdmitted):
                 replace = item.request
                 refusal = clearing.admit_replace(item, top_ups)
@@ -191,13 +192,17 @@ class LedgerActor(_Actor):
         for market, commands in to_books.items():
             self.directory.books[market].tell((BookBatch(market, tuple(commands)),))
         self.bridge.reply_threadsafe(replies)
-        if ended:
-            by_shard: defaultdict[int, list[tuple[str, int]]] = defaultdict(list)
+        if ended or refused:
             shards = self.directory.shards
+            by_shard: defaultdict[int, tuple[list[tuple[str, int]], list[tuple[str, int]]]] = (
+                defaultdict(lambda: ([], []))
+            )
             for wallet_id, order_id in ended:
-                by_shard[shard_of(wallet_id, len(shards))].append((wallet_id, order_id))
-            for index, orders in by_shard.items():
-                shards[index].tell((OrdersEnded(tuple(orders)),))
+                by_shard[shard_of(wallet_id, len(shards))][0].append((wallet_id, order_id))
+            for wallet_id, order_id in refused:
+                by_shard[shard_of(wallet_id, len(shards))][1].append((wallet_id, order_id))
+            for index, (orders, refusals) in by_shard.items():
+                shards[index].tell((OrdersEnded(tuple(orders), tuple(refusals)),))
 
 
 def merge(units: list[JournalUnit]) -> JournalUnit:
@@ -274,6 +279,10 @@ class VaultShardActor(_Actor):
                     vault = self.vaults.get(wallet_id)
                     if vault is not None:
                         vault.ended(order_id)
+                for wallet_id, order_id in item.refused:
+                    vault = self.vaults.get(wallet_id)
+                    if vault is not None:
+                        vault.refused(order_id)
             elif isinstance(item, RestoreOpenOrder):
                 self.vault(item.wallet_id, now_s).open_orders[item.order_id] = item.market
             elif isinstance(item, Inspect):
