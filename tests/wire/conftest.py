@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx
-import pytest
 import pytest_asyncio
 
 from strongroom.wire.client import MtfClient

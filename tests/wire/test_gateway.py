@@ -283,9 +283,10 @@ async def test_credentials_are_shown_once_listed_without_secret_and_revocation_d
     again = await connect(server, trader.client_id, trader.secret)
     assert (await again.login()).letter == "j"
     await again.close()
-    assert admin.delete(
-        f"/wallets/{trader.wallet_id}/mtf-credentials/{trader.client_id}/"
-    ).status_code == 404
+    assert (
+        admin.delete(f"/wallets/{trader.wallet_id}/mtf-credentials/{trader.client_id}/").status_code
+        == 404
+    )
     assert admin.get(f"/wallets/{trader.wallet_id}/mtf-credentials/").json()[0]["revoked"]
 
 
