@@ -26,8 +26,9 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, extra_arguments: tuple[str, ...] = ()) -> None:
         self.data_dir = data_dir
+        self.extra_arguments = extra_arguments
         self.http_port = free_port()
         self.ws_port = free_port()
         self.mtf_port = free_port()
@@ -53,6 +54,7 @@ class ServerProcess:
                 "--http-port", str(self.http_port),
                 "--ws-port", str(self.ws_port),
                 "--mtf-port", str(self.mtf_port),
+                *self.extra_arguments,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
