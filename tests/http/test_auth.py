@@ -230,6 +230,7 @@ def test_status_answers_ok(anonymous: httpx.Client) -> None:
     response = anonymous.get("/status/")
     assert response.headers["content-type"].startswith("application/json")
     assert response.json()["status"] == "ok"
+    assert response.json()["listeners"]["mtf"] is True
 
 
 def test_openapi_document_describes_the_contract(anonymous: httpx.Client) -> None:
@@ -241,6 +242,8 @@ def test_openapi_document_describes_the_contract(anonymous: httpx.Client) -> Non
         "/o/token/",
         "/wallets/",
         "/wallets/{wallet_id}/",
+        "/wallets/{wallet_id}/mtf-credentials/",
+        "/wallets/{wallet_id}/mtf-credentials/{client_id}/",
         "/management/v2/deposits/new",
         "/management/v2/accounts/balance",
         "/orders/",

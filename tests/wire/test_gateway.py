@@ -6,13 +6,14 @@ Each test trades in a price band of its own (the server is shared by the session
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import httpx
 import pytest
 
 from strongroom.actors.messages import Side, TimeInForce
-from strongroom.wire.mtf import Code, Frame, Reject
+from strongroom.wire.mtf import FRAME, FRAME_SIZE, Code, Frame, MemberSession, Reject
 from tests.server import ServerProcess
 from tests.support import assert_quiet, balances, new_wallet, order
 from tests.wire.conftest import MemberFactory, connect, issue_credentials
@@ -300,3 +301,37 @@ async def test_credentials_need_the_wallet_and_write_scope(
         assert reader.get(f"/wallets/{wallet_id}/mtf-credentials/").status_code == 200
     unknown = admin.post(f"/wallets/{wallet_id}/mtf-credentials/", json={"x": 1})
     assert unknown.status_code == 422
+
+
+async def test_a_member_who_does_not_read_is_cut_off_without_slowing_others(
+    server: ServerProcess, admin: httpx.Client, member: MemberFactory
+) -> None:
+    assert_quiet(admin, "BTC-USDT", "55000.00", "55000.00")
+    client_id, secret = issue_credentials(admin, new_wallet(admin, "not reading"))
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.mtf_port)
+    session = MemberSession(client_id, secret, wall_ns=time.time_ns, monotonic=time.monotonic)
+    session.login(nonce=time.time_ns())
+    writer.write(session.data_to_send())
+    assert FRAME.unpack(await reader.readexactly(FRAME_SIZE))[3] == Code.LOGIN_ACCEPTED
+    other = await member(BTC="1")
+
+    # 150,000 frames of an unknown code: 13 MB of `J` answers that are never read.
+    flood = Frame(0, 0, client_id, ord("Z")).encode() * 150_000
+    with contextlib.suppress(ConnectionError):  # the server may cut us off mid-write
+        for start in range(0, len(flood), 1 << 20):
+            writer.write(flood[start : start + (1 << 20)])
+            await writer.drain()
+            # Meanwhile another member's round trip stays quick.
+            started = time.monotonic()
+            other.client.session.new_order(Side.SELL, BTC_USDT, start + 1, 0.0001, 55000.0)
+            other.client.flush()
+            assert (await other.client.next_frame()).letter == "A"
+            assert time.monotonic() - started < 2.0
+    # The stream ends (closed or reset; a wait_for timeout would fail the test) before
+    # most of the answers were sent: the server dropped the member.
+    received = 0
+    with contextlib.suppress(ConnectionError):
+        while chunk := await asyncio.wait_for(reader.read(1 << 20), 10):
+            received += len(chunk)
+    assert received < 150_000 * FRAME_SIZE / 2
+    writer.close()

@@ -15,6 +15,28 @@ OPERATIONS: tuple[tuple[str, str, str, str | None, int], ...] = (
     ("/wallets/", "get", "List your wallets", "read", 200),
     ("/wallets/{wallet_id}/", "get", "A wallet with its balances", "read", 200),
     (
+        "/wallets/{wallet_id}/mtf-credentials/",
+        "post",
+        "Issue MTF credentials {client_id, secret}; the secret is shown this once",
+        "write",
+        201,
+    ),
+    ("/wallets/{wallet_id}/mtf-credentials/", "get", "A wallet's MTF credentials", "read", 200),
+    (
+        "/wallets/{wallet_id}/mtf-credentials/",
+        "delete",
+        "Revoke all MTF credentials of a wallet; their sessions close",
+        "write",
+        200,
+    ),
+    (
+        "/wallets/{wallet_id}/mtf-credentials/{client_id}/",
+        "delete",
+        "Revoke one MTF credential; its session closes",
+        "write",
+        204,
+    ),
+    (
         "/management/v2/deposits/new",
         "post",
         "Create a deposit (accepted: credit now)",
@@ -52,7 +74,7 @@ def document() -> dict[str, Any]:
             operation["security"] = [{"oauth2": [scope]}]
         parameters = [
             {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-            for name in ("wallet_id", "order_id", "market")
+            for name in ("wallet_id", "order_id", "market", "client_id")
             if "{" + name + "}" in path
         ]
         if parameters:
