@@ -106,6 +106,8 @@ class _Connection(asyncio.Protocol):
         self.peer = str(transport.get_extra_info("peername"))
         self.session = self.gateway.open_session(self, certificate_client_id(transport))
         transport.set_write_buffer_limits(high=self.gateway.settings.outbound_buffer_max)
+        if self.session.closed:  # over the connection limit
+            transport.close()
 
     def data_received(self, data: bytes) -> None:
         session = self.session

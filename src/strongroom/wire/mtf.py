@@ -39,6 +39,7 @@ SIGNATURE = struct.Struct(">Q")
 CLOCK_WINDOW_NS = 30 * 1_000_000_000
 HEARTBEAT_INTERVAL_S = 1.0
 SILENCE_TIMEOUT_S = 5.0
+LOGIN_TIMEOUT_S = 10.0
 GRID_TOLERANCE = 1e-9
 UNITS_MAX = 2**53  # beyond it a double no longer holds every whole number
 UINT64_MAX = 2**64 - 1
@@ -349,6 +350,7 @@ class Limits:
     burst: int = 100_000
     heartbeat_interval_s: float = HEARTBEAT_INTERVAL_S
     silence_timeout_s: float = SILENCE_TIMEOUT_S
+    login_timeout_s: float = LOGIN_TIMEOUT_S
     clock_window_ns: int = CLOCK_WINDOW_NS
 
 
@@ -453,7 +455,7 @@ class GatewaySession(_Peer):
         self.member: MemberOrders | None = None
         self._last_client_sequence = 0
         self._tokens = float(limits.burst)
-        self._tokens_at = monotonic()
+        self._tokens_at = self._opened = monotonic()
         self.frames_received = 0
 
     # ------------------------------------------------------------------ input
@@ -645,6 +647,15 @@ class GatewaySession(_Peer):
 
     def _send_heartbeat(self) -> None:
         self._send(Code.HEARTBEAT, 0, 0, self.client_id)
+
+    def tick(self) -> None:
+        if (
+            self.state is State.AWAITING_LOGIN
+            and self._monotonic() - self._opened >= self.limits.login_timeout_s
+        ):
+            self.close("no login in time")
+            return
+        super().tick()
 
     def _heartbeat(self, frame: tuple[Any, ...]) -> None:
         pass  # receiving it already counted as traffic
