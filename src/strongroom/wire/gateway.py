@@ -262,7 +262,7 @@ class MtfGateway:
             entry.client_order_id, entry.grid, entry.price, entry.quantity,
             entry.stop_price, entry.display_quantity, entry.condition,
         )  # fmt: skip
-        member.live[entry.client_order_id] = order_id
+        member.live[entry.client_order_id] = (order_id, entry.grid.market.market_id)
         self.orders[order_id] = (member, live)
         terms = OrderTerms(
             order_id, member.wallet_id, entry.grid.market.symbol, entry.side, entry.kind,
@@ -334,7 +334,7 @@ class MtfGateway:
         if entry is None:
             return
         member, live = entry
-        if member.live.get(live.client_order_id) == order_id:
+        if member.live.get(live.client_order_id, (0, 0))[0] == order_id:
             del member.live[live.client_order_id]
         if release_id:
             member.used.discard(live.client_order_id)
@@ -445,7 +445,7 @@ class MtfGateway:
         used, live = await self.store.member_orders(client_id, wallet_id, self._grids_by_symbol)
         member = MemberOrders(client_id, wallet_id, used)
         for client_order_id, (order_id, order) in live.items():
-            member.live[client_order_id] = order_id
+            member.live[client_order_id] = (order_id, order.grid.market.market_id)
             self.orders[order_id] = (member, order)
         self.members[client_id] = member
         return member

@@ -41,7 +41,13 @@ HEARTBEAT_INTERVAL_S = 1.0
 SILENCE_TIMEOUT_S = 5.0
 LOGIN_TIMEOUT_S = 10.0
 GRID_TOLERANCE = 1e-9
-UNITS_MAX = 2**53  # beyond it a double no longer holds every whole number
+# Up to it a whole number of ticks or lots survives double → units → double exactly: the
+# three roundings (n × step, 1 / step, value × per unit) stay well under the tolerance
+# below. At 2**53 they do not (e.g. ETH-BTC 9007199254740991 lots came back as ...990).
+UNITS_MAX = 2**48
+# SPEC §4's 1e-9 relative, but never so wide that a value between two grid points passes
+# (beyond 1e8 units, 1e-9 relative is a tenth of a unit and more).
+GRID_TOLERANCE_UNITS_MAX = 0.1
 UINT64_MAX = 2**64 - 1
 
 POST_ONLY = 0x10
@@ -181,8 +187,11 @@ class MarketGrid:
         if not math.isfinite(value) or value <= 0:
             return None
         scaled = value * per_unit
+        if not math.isfinite(scaled):  # a huge value overflowed: round() would raise
+            return None
         units = round(scaled)
-        if units <= 0 or units > UNITS_MAX or abs(scaled - units) > GRID_TOLERANCE * scaled:
+        tolerance = min(GRID_TOLERANCE * scaled, GRID_TOLERANCE_UNITS_MAX)
+        if units <= 0 or units > UNITS_MAX or abs(scaled - units) > tolerance:
             return None
         return units
 
@@ -282,13 +291,13 @@ class MemberOrders:
     """One client id's orders, shared by its successive sessions.
 
     `used`: every client order id this client has used (they are unique per client id);
-    `live`: client order id → system order id of the orders still open.
+    `live`: client order id → (system order id, market id) of the orders still open.
     """
 
     client_id: int
     wallet_id: str
     used: set[int] = field(default_factory=set)
-    live: dict[int, int] = field(default_factory=dict)
+    live: dict[int, tuple[int, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -532,7 +541,7 @@ class GatewaySession(_Peer):
             self._reject(frame, Reject.MALFORMED)
             return
         sequence = frame[13]
-        if sequence or code in _SEQUENCED:
+        if code in _SEQUENCED or (sequence and code != Code.LOGIN):  # L's message_id: a nonce
             expected = self._last_client_sequence + 1
             if sequence != expected:
                 if sequence > expected:
@@ -619,10 +628,11 @@ class GatewaySession(_Peer):
             return None
         member = self.member
         assert member is not None
-        order_id = member.live.get(frame[1])
-        if order_id is None:
+        live = member.live.get(frame[1])
+        if live is None or live[1] != frame[0]:  # no such open order on that market
             self._reject(frame, Reject.UNKNOWN_ORDER)
             return None
+        order_id = live[0]
         return grid, order_id
 
     def _cancel(self, frame: tuple[Any, ...]) -> None:
