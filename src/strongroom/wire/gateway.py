@@ -29,10 +29,8 @@ from strongroom.actors.messages import (
     DuplicateOrder,
     OrderAccepted,
     OrderCanceled,
-    OrderRejected,
     OrderReplaced,
     OrderState,
-    PlaceOrder,
     Refused,
     Reply,
     Trade,
@@ -355,7 +353,8 @@ class MtfGateway:
             return connection.session
 
         for batch in batches:
-            for _token, command, events in batch.results:
+            # A rejected new order is answered from its reply (`_placed`), not from here.
+            for _token, _command, events in batch.results:
                 for event in events:
                     kind = type(event)
                     if kind is Trade:
@@ -393,8 +392,6 @@ class MtfGateway:
                         session = session_of(member)
                         if session is not None:
                             session.replaced(live, event.remaining)
-                    elif kind is OrderRejected and isinstance(command, PlaceOrder):
-                        pass  # the reply carries the `J`; `_placed` forgets the order
         for connection in touched:
             connection.flush()
 

@@ -48,7 +48,6 @@ UNITS_MAX = 2**48
 # SPEC §4's 1e-9 relative, but never so wide that a value between two grid points passes
 # (beyond 1e8 units, 1e-9 relative is a tenth of a unit and more).
 GRID_TOLERANCE_UNITS_MAX = 0.1
-UINT64_MAX = 2**64 - 1
 
 POST_ONLY = 0x10
 TIME_IN_FORCE_MASK = 0x0F
@@ -465,7 +464,6 @@ class GatewaySession(_Peer):
         self._last_client_sequence = 0
         self._tokens = float(limits.burst)
         self._tokens_at = self._opened = monotonic()
-        self.frames_received = 0
 
     # ------------------------------------------------------------------ input
 
@@ -476,7 +474,6 @@ class GatewaySession(_Peer):
         if not frames:
             return
         self._last_received = self._monotonic()
-        self.frames_received += len(frames)
         for frame in frames:
             state = self.state
             if state is State.ACTIVE:
@@ -710,22 +707,20 @@ class GatewaySession(_Peer):
         )  # fmt: skip
 
     def canceled(self, order: LiveOrder, quantity: int) -> None:
-        if self.state is not State.ACTIVE:
-            return
-        grid = order.grid
-        self._send(
-            Code.CANCELED, grid.market.market_id, order.client_order_id, self.client_id,
-            open_quantity=grid.quantity(quantity), price=grid.price(order.price),
-            condition=order.condition, total_quantity=grid.quantity(order.quantity),
-        )  # fmt: skip
+        """`C`: `quantity` lots were still open and are canceled."""
+        self._order_state(Code.CANCELED, order, quantity)
 
     def replaced(self, order: LiveOrder, remaining: int) -> None:
+        """`R`: the order now has `order`'s price and total, `remaining` lots open."""
+        self._order_state(Code.REPLACED, order, remaining)
+
+    def _order_state(self, code: Code, order: LiveOrder, open_lots: int) -> None:
         if self.state is not State.ACTIVE:
             return
         grid = order.grid
         self._send(
-            Code.REPLACED, grid.market.market_id, order.client_order_id, self.client_id,
-            open_quantity=grid.quantity(remaining), price=grid.price(order.price),
+            code, grid.market.market_id, order.client_order_id, self.client_id,
+            open_quantity=grid.quantity(open_lots), price=grid.price(order.price),
             condition=order.condition, total_quantity=grid.quantity(order.quantity),
         )  # fmt: skip
 
