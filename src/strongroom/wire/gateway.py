@@ -269,7 +269,7 @@ class MtfGateway:
             external_id(member.client_id, entry.client_order_id),
         )  # fmt: skip
         try:
-            self.trading.place_nowait(partial(self._placed, member, order_id), terms)
+            self.trading.place_nowait(partial(self._placed, member, order_id, live), terms)
         except ServiceUnavailable:
             self._forget_order(order_id, release_id=True)
             session.reject(entry.grid.market.market_id, entry.client_order_id, Reject.THROTTLED)
@@ -296,28 +296,21 @@ class MtfGateway:
             connection.session.reject(market_id, client_order_id, reason)
             connection.flush()
 
-    def _placed(self, member: MemberOrders, order_id: int, reply: Reply | None) -> None:
-        entry = self.orders.get(order_id)
-        if reply is None or (isinstance(reply, OrderState) and reply.status != "rejected"):
-            return  # no answer in time, or accepted: its events already went out
-        if entry is None:
-            live_id, market_id = 0, 0
-        else:
-            live_id = entry[1].client_order_id
-            market_id = entry[1].grid.market.market_id
-        if isinstance(reply, OrderState):  # rejected by the book: the id stays used
-            reason = REFUSALS.get(reply.reason, Reject.NOT_ALLOWED)
-            self._forget_order(order_id, release_id=False)
+    def _placed(
+        self, member: MemberOrders, order_id: int, live: LiveOrder, reply: Reply | None
+    ) -> None:
+        if isinstance(reply, OrderState):
+            if reply.status != "rejected":
+                return  # accepted: its events already went out
+            reason, release = REFUSALS.get(reply.reason, Reject.NOT_ALLOWED), False
         elif isinstance(reply, DuplicateOrder):
-            reason = Reject.DUPLICATE_ORDER
-            self._forget_order(order_id, release_id=False)
+            reason, release = Reject.DUPLICATE_ORDER, False
         elif isinstance(reply, Refused):  # before any book saw it: the id may be used again
-            reason = REFUSALS.get(reply.code, Reject.NOT_ALLOWED)
-            self._forget_order(order_id, release_id=True)
+            reason, release = REFUSALS.get(reply.code, Reject.NOT_ALLOWED), True
         else:
-            return
-        if entry is not None:
-            self._reject(member.client_id, market_id, live_id, reason)
+            return  # no answer in time
+        self._forget_order(order_id, release_id=release)
+        self._reject(member.client_id, live.grid.market.market_id, live.client_order_id, reason)
 
     def _answered(
         self, client_id: int, market_id: int, client_order_id: int, reply: Reply | None

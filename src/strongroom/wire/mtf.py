@@ -581,24 +581,15 @@ class GatewaySession(_Peer):
         if quantity is None:
             self._reject(frame, Reject.INVALID_QUANTITY)
             return
-        display = 0
-        if tip != 0.0:
-            display = grid.lots(tip) or -1
-            if display < 0 or display >= quantity:
-                self._reject(frame, Reject.INVALID_QUANTITY)
-                return
-        ticks = 0
-        if price != 0.0:
-            ticks = grid.ticks(price) or -1
-            if ticks < 0:
-                self._reject(frame, Reject.INVALID_PRICE)
-                return
-        stop = 0
-        if stop_price != 0.0:
-            stop = grid.ticks(stop_price) or -1
-            if stop < 0:
-                self._reject(frame, Reject.INVALID_PRICE)
-                return
+        display = 0 if tip == 0.0 else grid.lots(tip)  # 0: fully displayed
+        if display is None or display >= quantity:
+            self._reject(frame, Reject.INVALID_QUANTITY)
+            return
+        ticks = 0 if price == 0.0 else grid.ticks(price)  # 0: a market order
+        stop = 0 if stop_price == 0.0 else grid.ticks(stop_price)  # 0: no stop
+        if ticks is None or stop is None:
+            self._reject(frame, Reject.INVALID_PRICE)
+            return
         member = self.member
         assert member is not None
         if client_order_id in member.used:
