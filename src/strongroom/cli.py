@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from loguru import logger
@@ -20,6 +21,27 @@ def _port(text: str) -> int:
     if not 0 <= value < 65536:
         raise argparse.ArgumentTypeError("a port is 0..65535")
     return value
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be a positive integer")
+    return value
+
+
+FEED_FLAGS: tuple[tuple[str, Callable[[str], int], str, str], ...] = (
+    ("ws-max-connections", _positive, "10000", "feed connections (beyond: closed, 1013)"),
+    ("ws-max-subscriptions", _positive, "100", "channels per feed connection"),
+    ("ws-max-message-bytes", _positive, "4096", "a feed message in (larger: closed, 1009)"),
+    (
+        "ws-backlog-bytes",
+        int,
+        "262144",
+        "unsent bytes past which a feed client's book is"
+        " conflated to a fresh snapshot (16x that: closed with 1008)",
+    ),
+)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -73,6 +95,20 @@ def parser() -> argparse.ArgumentParser:
         help="env STRONGROOM_MTF_RATE; order-entry frames per second per MTF session"
         " (beyond it: J 8); default 50000",
     )
+    for flag, kind, default, what in FEED_FLAGS:
+        variable = "STRONGROOM_" + flag.upper().replace("-", "_")
+        serve.add_argument(
+            f"--{flag}",
+            type=kind,
+            default=kind(_env(variable, default) or default),
+            help=f"env {variable}; {what}; default {default}",
+        )
+    serve.add_argument(
+        "--ws-compression",
+        action="store_true",
+        default=_env("STRONGROOM_WS_COMPRESSION") == "1",
+        help="env STRONGROOM_WS_COMPRESSION=1; permessage-deflate on the feed (off by default)",
+    )
     serve.add_argument(
         "--config",
         type=Path,
@@ -103,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parser().parse_args(argv)
     configure_logging(arguments.log_level, arguments.log_json or _env("STRONGROOM_LOG_JSON") == "1")
     if arguments.command == "serve":
+        from strongroom.http.feed import FeedSettings
         from strongroom.server import Settings, serve
 
         settings = Settings(
@@ -117,6 +154,14 @@ def main(argv: list[str] | None = None) -> int:
             mtf_tls_key=arguments.mtf_tls_key,
             mtf_tls_client_ca=arguments.mtf_tls_client_ca,
             mtf_rate_per_s=arguments.mtf_rate,
+            feed=FeedSettings(
+                max_connections=arguments.ws_max_connections,
+                max_subscriptions=arguments.ws_max_subscriptions,
+                max_message_bytes=arguments.ws_max_message_bytes,
+                backlog_bytes=arguments.ws_backlog_bytes,
+                backlog_close_bytes=16 * arguments.ws_backlog_bytes,
+                compression=arguments.ws_compression,
+            ),
             admin_client_id=_env("STRONGROOM_ADMIN_CLIENT_ID"),
             admin_client_secret=_env("STRONGROOM_ADMIN_CLIENT_SECRET"),
         )

@@ -10,6 +10,7 @@ actors, close the pool: exit 0. A broken invariant stops the process at once
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -17,7 +18,7 @@ import ssl
 import time
 from collections.abc import Generator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
@@ -34,6 +35,8 @@ from strongroom.actors.system import Bridge
 from strongroom.http.app import create_app
 from strongroom.http.auth import Authority
 from strongroom.http.context import Services
+from strongroom.http.feed import FeedServer, FeedSettings
+from strongroom.http.market_data import MarketData
 from strongroom.persistence import repositories
 from strongroom.persistence.database import EmbeddedPostgres, create_pool, migrate
 from strongroom.persistence.journal import Journal
@@ -45,6 +48,7 @@ from strongroom.wire.gateway import GatewaySettings, MtfGateway
 from strongroom.wire.mtf import Keyring, Limits
 
 EXIT_FATAL = 70
+VOLUME_WINDOW_S = 24 * 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +64,7 @@ class Settings:
     mtf_tls_key: Path | None = None
     mtf_tls_client_ca: Path | None = None
     mtf_rate_per_s: float = 50_000.0
+    feed: FeedSettings = field(default_factory=FeedSettings)
     admin_client_id: str | None = None
     admin_client_secret: str | None = None
     vault_shards: int = 4
@@ -237,6 +242,20 @@ async def serve(settings: Settings) -> int:
     authority = Authority(pool)
     await bootstrap_admin(authority, settings)
     credentials = CredentialStore(pool, load_key(settings.data_dir), Keyring())
+    market_data = MarketData(config)
+    market_data.restore(
+        {symbol: (c.sequence, c.last_price) for symbol, c in state.markets.items()},
+        state.live_orders,
+        await repositories.trade_volumes(pool, time.time() - VOLUME_WINDOW_S),
+    )
+    feed = FeedServer(
+        config,
+        market_data,
+        dataclasses.replace(settings.feed, host=settings.host, port=settings.ws_port),
+        authority.authenticate,
+        lambda principal, wallet_id: services.wallet_visible(principal, wallet_id),
+    )
+    trading.listen(feed.on_committed)  # before any command can commit
     services = Services(
         config=config,
         pool=pool,
@@ -244,9 +263,12 @@ async def serve(settings: Settings) -> int:
         authority=authority,
         wallet_owners=await repositories.all_wallet_owners(pool),
         mtf_credentials=credentials,
+        feed=feed,
     )
     services.readiness.database = True
-    services.readiness.listeners.update(http=False, mtf=False)
+    services.readiness.listeners.update(http=False, mtf=False, feed=False)
+    await feed.start()
+    services.readiness.listeners["feed"] = True
     gateway = MtfGateway(
         trading,
         credentials,
@@ -294,11 +316,13 @@ async def serve(settings: Settings) -> int:
         "ready",
         http=f"http://{settings.host}:{settings.http_port}",
         mtf=f"{settings.host}:{gateway.port}",
+        feed=f"ws://{settings.host}:{feed.port}/",
         startup_s=round(time.monotonic() - started, 3),
         live_orders=len(state.live_orders),
     )
     await serving
     await gateway.stop()
+    await feed.stop()
     await core.stop()
     if embedded is not None:
         await asyncio.to_thread(embedded.stop)

@@ -25,7 +25,7 @@ from strongroom.actors.system import (
     ActorAddress,
     Bridge,
     ReplyCallback,
-    ResultsListener,
+    UnitListener,
     shard_of,
 )
 from strongroom.config import TradingConfig
@@ -79,8 +79,8 @@ class Trading:
         # Backpressure: mailboxes are unbounded, so the edge bounds what it lets in.
         self.in_flight_max = IN_FLIGHT_MAX
 
-    def listen(self, listener: ResultsListener) -> None:
-        """Have `listener` called with the book results of every committed unit."""
+    def listen(self, listener: UnitListener) -> None:
+        """Have `listener` called with every committed unit that settled book results."""
         self._bridge.listen(listener)
 
     def new_order_id(self) -> int:

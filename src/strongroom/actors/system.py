@@ -28,10 +28,10 @@ from typing import Any, Protocol
 
 from loguru import logger
 
-from strongroom.actors.messages import BookResults, JournalUnit, Reply
+from strongroom.actors.messages import JournalUnit, Reply
 
 ReplyCallback = Callable[[Reply | None], None]
-ResultsListener = Callable[[Sequence[BookResults]], None]
+UnitListener = Callable[[JournalUnit], None]
 
 
 class ActorAddress(Protocol):
@@ -71,7 +71,7 @@ class Bridge:
         self._reply_timeout_s = reply_timeout_s
         # A waiting token: a future (`token`) or a callback given None on timeout (`expect`).
         self._waiting: dict[int, asyncio.Future[Any] | ReplyCallback] = {}
-        self._listeners: list[ResultsListener] = []
+        self._listeners: list[UnitListener] = []
         self._deadlines: deque[tuple[float, int]] = deque()
         self._sweeper: asyncio.Task[None] | None = None
         self._tokens = itertools.count(1)
@@ -93,8 +93,9 @@ class Bridge:
             self._sweeper = self._loop.create_task(self._sweep(), name="reply-deadlines")
         return token
 
-    def listen(self, listener: ResultsListener) -> None:
-        """Call `listener` with the book results of every committed unit, in commit order."""
+    def listen(self, listener: UnitListener) -> None:
+        """Call `listener` with every committed unit that settled book results, in commit
+        order, before the unit's replies are resolved."""
         self._listeners.append(listener)
 
     async def _sweep(self) -> None:
@@ -148,7 +149,7 @@ class Bridge:
         if unit.results:
             for listener in self._listeners:
                 try:
-                    listener(unit.results)
+                    listener(unit)
                 except Exception:  # one edge's bug must not stop the journal or the others
                     logger.exception("a results listener failed", listener=repr(listener))
         self.resolve(unit.replies)

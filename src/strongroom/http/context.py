@@ -9,6 +9,7 @@ import falcon.asgi
 
 from strongroom.config import TradingConfig
 from strongroom.http.auth import Authority, Principal
+from strongroom.http.feed import FeedServer
 from strongroom.http.problems import Problem, invalid, not_found
 from strongroom.service import Trading
 from strongroom.wire.credentials import CredentialStore
@@ -32,7 +33,13 @@ class Services:
     authority: Authority
     wallet_owners: dict[str, str]
     mtf_credentials: CredentialStore
+    feed: FeedServer
     readiness: Readiness = field(default_factory=Readiness)
+
+    @property
+    def feed_port(self) -> int:
+        """The websocket feed's port (the web page at / connects to it)."""
+        return self.feed.port
 
     def wallet_visible(self, principal: Principal, wallet_id: str) -> bool:
         owner = self.wallet_owners.get(wallet_id)

@@ -112,3 +112,14 @@ async def trades(pool: asyncpg.Pool, market: str, limit: int) -> list[asyncpg.Re
 async def deposit_by_tid(pool: asyncpg.Pool, tid: str) -> DepositState | None:
     row = await pool.fetchrow("SELECT * FROM deposits WHERE tid = $1", tid)
     return None if row is None else deposit_from_row(row)
+
+
+async def trade_volumes(pool: asyncpg.Pool, since_s: float) -> list[tuple[str, int, int]]:
+    """(market, minute since the epoch, lots traded) for every minute since `since_s`."""
+    rows = await pool.fetch(
+        "SELECT market, (floor(extract(epoch FROM created_at) / 60))::bigint AS minute,"
+        " sum(quantity)::bigint AS lots FROM trades WHERE created_at >= to_timestamp($1)"
+        " GROUP BY 1, 2",
+        since_s,
+    )
+    return [(row["market"], row["minute"], row["lots"]) for row in rows]

@@ -164,7 +164,7 @@ class MtfGateway:
 
     async def start(self) -> None:
         await self.store.load()
-        self.trading.listen(self.on_results)
+        self.trading.listen(lambda unit: self.on_results(unit.results))
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: _Connection(self),

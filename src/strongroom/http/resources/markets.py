@@ -1,4 +1,5 @@
-"""Public market data: markets, depth from the book actor, trades from the journal."""
+"""Public market data: markets, committed depth from the feed's market data, trades from the
+journal."""
 
 from __future__ import annotations
 
@@ -36,9 +37,7 @@ class DepthResource:
     ) -> None:
         symbol = self.services.require_market(market)
         limit = int_param(req, "limit", 50, 1, DEPTH_LIMIT_MAX)
-        sequence, (bids, asks) = await self.services.trading.inspect_book(
-            symbol, lambda book: (book.sequence, book.depth(limit))
-        )
+        sequence, bids, asks = self.services.feed.depth(symbol, limit)
         spec = self.services.config.markets[symbol]
         resp.media = {
             "market": symbol,

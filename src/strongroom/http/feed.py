@@ -1,0 +1,422 @@
+"""The websocket price feed (SPEC §6): the `websockets` asyncio server on `--ws-port`.
+
+Committed units reach `on_committed` on the event loop (after their commit, before their
+replies): `MarketData` takes them in, and one flush per loop iteration publishes what
+changed — book deltas, trades, private order updates — each message encoded once per
+encoding and written to every subscriber with `websockets.broadcast` (no task, no await
+per client). Tickers go out at most every `ticker_interval_s` per market, prices every
+`prices_interval_s`.
+
+A slow client never delays anyone: writes never wait. A housekeeping tick looks at every
+connection's write buffer: past `backlog_bytes` the connection is congested and its book
+channels are no longer sent deltas (trades and private updates still are: they cannot be
+conflated); once it has drained to half that, it gets a fresh snapshot of each book it
+missed. A connection past `backlog_close_bytes`, or congested for `stall_s`, is closed
+with 1008.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from loguru import logger
+from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
+
+from strongroom.actors.messages import JournalUnit, OrderState
+from strongroom.config import TradingConfig
+from strongroom.http import feed_protocol as protocol
+from strongroom.http.auth import Principal
+from strongroom.http.feed_protocol import Channel, ChannelKind, Encoding, Encodings, FeedError
+from strongroom.http.market_data import Level, MarketData
+
+CLOSE_TOO_SLOW = 1008
+CLOSE_TRY_AGAIN_LATER = 1013
+
+Authenticate = Callable[[str], Awaitable[Principal | None]]
+WalletVisible = Callable[[Principal, str], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class FeedSettings:
+    host: str = "127.0.0.1"
+    port: int = 8765
+    max_connections: int = 10_000
+    max_subscriptions: int = 100  # channels per connection
+    max_message_bytes: int = 4_096  # a client message; larger: closed with 1009
+    backlog_bytes: int = 256 * 1024  # unsent bytes past which the book is conflated
+    backlog_close_bytes: int = 16 * 256 * 1024  # unsent bytes past which it is closed
+    stall_s: float = 10.0  # congested this long: closed
+    compression: bool = False  # permessage-deflate
+    ping_interval_s: float = 20.0
+    ping_timeout_s: float = 20.0
+    open_timeout_s: float = 10.0
+    close_timeout_s: float = 5.0
+    housekeeping_interval_s: float = 0.05
+    ticker_interval_s: float = 0.1
+    prices_interval_s: float = 1.0
+
+
+@dataclass(eq=False, slots=True)
+class _Client:
+    connection: ServerConnection
+    encoding: Encoding
+    channels: set[str] = field(default_factory=set)
+    stale_books: set[str] = field(default_factory=set)  # book channels it missed deltas of
+    congested_since: float | None = None
+    principal: Principal | None = None
+
+
+def _select_subprotocol(
+    connection: ServerConnection, offered: Sequence[Subprotocol]
+) -> Subprotocol | None:
+    """CBOR if asked for, JSON otherwise (whether or not a subprotocol was offered)."""
+    for name in ("cbor", "json"):
+        if name in offered:
+            return Subprotocol(name)
+    return None
+
+
+class FeedServer:
+    def __init__(
+        self,
+        config: TradingConfig,
+        market_data: MarketData,
+        settings: FeedSettings,
+        authenticate: Authenticate,
+        wallet_visible: WalletVisible,
+        *,
+        clock_ns: Callable[[], int] = time.time_ns,
+        clock_s: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.market_data = market_data
+        self.settings = settings
+        self._authenticate = authenticate
+        self._wallet_visible = wallet_visible
+        self._clock_ns = clock_ns
+        self._clock_s = clock_s
+        self._clients: dict[ServerConnection, _Client] = {}
+        # channel -> encoding -> its subscribers' connections
+        self._audience: dict[str, dict[Encoding, set[ServerConnection]]] = {}
+        self._congested: set[ServerConnection] = set()
+        self._flush_scheduled = False
+        self._tickers_due: set[str] = set()
+        self._ticker_sent_s: dict[str, float] = {}
+        self._prices_sent_s = 0.0
+        self._server: Server | None = None
+        self._ticks: asyncio.Task[None] | None = None
+        self._closing: set[asyncio.Task[None]] = set()
+        self.published = 0  # messages handed to broadcast (one per message, not per client)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        port: int = next(iter(self._server.sockets)).getsockname()[1]
+        return port
+
+    @property
+    def connections(self) -> int:
+        return len(self._clients)
+
+    async def start(self) -> None:
+        settings = self.settings
+        self._server = await serve(
+            self._handle,
+            settings.host,
+            settings.port,
+            select_subprotocol=_select_subprotocol,
+            compression="deflate" if settings.compression else None,
+            max_size=settings.max_message_bytes,
+            max_queue=4,
+            ping_interval=settings.ping_interval_s,
+            ping_timeout=settings.ping_timeout_s,
+            open_timeout=settings.open_timeout_s,
+            close_timeout=settings.close_timeout_s,
+            server_header=None,
+        )
+        self._ticks = asyncio.get_running_loop().create_task(self._tick(), name="feed-ticks")
+        logger.info("feed listening", host=settings.host, port=self.port)
+
+    async def stop(self) -> None:
+        if self._ticks is not None:
+            self._ticks.cancel()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    # ------------------------------------------------------------------ committed units
+
+    def on_committed(self, unit: JournalUnit) -> None:
+        if not unit.orders and not unit.trades:
+            return
+        self.market_data.apply(unit)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Publish everything applied since the last flush."""
+        self._flush_scheduled = False
+        changes = self.market_data.take_changes(self._clock_ns())
+        markets = self.config.markets
+        audience = self._audience
+        for trade in changes.trades:
+            channel = f"trades.{trade.market}"
+            if channel in audience:
+                self._publish(channel, protocol.trade_message(markets[trade.market], trade))
+        for delta in changes.deltas:
+            channel = f"book.{delta.market}"
+            if channel in audience:
+                self._publish(
+                    channel, protocol.book_delta(markets[delta.market], delta), conflatable=True
+                )
+        for item in changes.private:
+            channel = f"orders.{item.wallet_id}"
+            if channel in audience:
+                if isinstance(item, OrderState):
+                    message = protocol.order_message(item, self.config)
+                else:
+                    message = protocol.fill_message(markets[item.market], item)
+                self._publish(channel, message)
+        self._tickers_due |= changes.tickers
+
+    def depth(self, market: str, limit: int) -> tuple[int, list[Level], list[Level]]:
+        """The committed depth the feed has published: (sequence, bids, asks), best first."""
+        if self._flush_scheduled:
+            self.flush()
+        view = self.market_data.markets[market]
+        bids, asks = view.depth(limit)
+        return view.sequence, bids, asks
+
+    # ------------------------------------------------------------------ fan-out
+
+    def _publish(self, channel: str, message: dict[str, Any], *, conflatable: bool = False) -> None:
+        encoded = Encodings(message)
+        congested = self._congested
+        for encoding, connections in self._audience[channel].items():
+            if not connections:
+                continue
+            targets: Iterable[ServerConnection] = connections
+            if conflatable and congested:
+                missed = connections & congested
+                if missed:
+                    for connection in missed:
+                        self._clients[connection].stale_books.add(channel)
+                    targets = connections - missed
+            broadcast(targets, encoded.get(encoding), text=encoding is Encoding.JSON)
+        self.published += 1
+
+    def _send(self, client: _Client, message: dict[str, Any]) -> None:
+        """To one client, synchronously: nothing else can be published in between."""
+        data = protocol.encode(message, client.encoding)
+        broadcast((client.connection,), data, text=client.encoding is Encoding.JSON)
+
+    def _join(self, client: _Client, channel: str) -> None:
+        by_encoding = self._audience.setdefault(channel, {})
+        by_encoding.setdefault(client.encoding, set()).add(client.connection)
+        client.channels.add(channel)
+
+    def _leave(self, client: _Client, channel: str) -> None:
+        client.channels.discard(channel)
+        client.stale_books.discard(channel)
+        by_encoding = self._audience.get(channel)
+        if by_encoding is None:
+            return
+        connections = by_encoding.get(client.encoding)
+        if connections is not None:
+            connections.discard(client.connection)
+            if not connections:
+                del by_encoding[client.encoding]
+        if not by_encoding:
+            del self._audience[channel]
+
+    def _first_message(self, channel: Channel) -> dict[str, Any] | None:
+        """What a new subscriber gets at once: the book's snapshot, the current ticker or
+        prices; nothing for trades and private channels (REST has their history)."""
+        now_ns = self._clock_ns()
+        if channel.kind is ChannelKind.BOOK:
+            market = self.config.markets[channel.subject]
+            return protocol.book_snapshot(market, self.market_data.markets[channel.subject], now_ns)
+        if channel.kind is ChannelKind.TICKER:
+            market = self.config.markets[channel.subject]
+            ticker = self.market_data.ticker(channel.subject, now_ns)
+            return protocol.ticker_message(market, ticker, now_ns)
+        if channel.kind is ChannelKind.PRICES:
+            return self._prices_message(now_ns)
+        return None
+
+    def _prices_message(self, now_ns: int) -> dict[str, Any]:
+        last = {symbol: view.last_price for symbol, view in self.market_data.markets.items()}
+        return protocol.prices_message(self.config, last, now_ns)
+
+    # ------------------------------------------------------------------ connections
+
+    async def _handle(self, connection: ServerConnection) -> None:
+        if len(self._clients) >= self.settings.max_connections:
+            await connection.close(CLOSE_TRY_AGAIN_LATER, "too many connections")
+            return
+        encoding = Encoding.CBOR if connection.subprotocol == "cbor" else Encoding.JSON
+        client = _Client(connection, encoding)
+        self._clients[connection] = client
+        try:
+            async for data in connection:
+                await self._on_message(client, data)
+        except ConnectionClosed:
+            pass
+        finally:
+            self._drop(client)
+
+    def _drop(self, client: _Client) -> None:
+        for channel in list(client.channels):
+            self._leave(client, channel)
+        self._clients.pop(client.connection, None)
+        self._congested.discard(client.connection)
+
+    async def _on_message(self, client: _Client, data: str | bytes) -> None:
+        try:
+            message = protocol.parse_client_message(data)
+            if isinstance(message, protocol.Subscribe):
+                self._subscribe(client, message.channels)
+            elif isinstance(message, protocol.Unsubscribe):
+                self._unsubscribe(client, message.channels)
+            elif isinstance(message, protocol.Ping):
+                self._send(client, protocol.PONG)
+            else:
+                await self._auth(client, message.token)
+        except FeedError as error:
+            self._send(client, protocol.error(error.code, error.message))
+
+    def _subscribe(self, client: _Client, names: list[str]) -> None:
+        """All or nothing: every channel is checked before any is joined."""
+        new: dict[str, Channel] = {}
+        for name in names:
+            channel = protocol.parse_channel(name, self.config)
+            if channel.kind is ChannelKind.ORDERS:
+                self._check_private(client, channel)
+            if channel.name not in client.channels:
+                new[channel.name] = channel
+        limit = self.settings.max_subscriptions
+        if len(client.channels) + len(new) > limit:
+            raise FeedError("too_many_subscriptions", f"at most {limit} channels on one connection")
+        if self._flush_scheduled:
+            self.flush()  # snapshots must follow the last published delta exactly
+        self._send(client, protocol.subscribed([channel.name for channel in new.values()]))
+        for name, channel in new.items():
+            first = self._first_message(channel)
+            if first is not None:
+                self._send(client, first)
+            self._join(client, name)
+
+    def _check_private(self, client: _Client, channel: Channel) -> None:
+        principal = client.principal
+        if principal is None:
+            raise FeedError("unauthorized", f"{channel.name} needs {{'op': 'auth'}} first")
+        if not principal.allows("read") or not self._wallet_visible(principal, channel.subject):
+            raise FeedError("forbidden", f"this token may not read wallet {channel.subject}")
+
+    def _unsubscribe(self, client: _Client, names: list[str]) -> None:
+        channels = [protocol.parse_channel(name, self.config).name for name in names]
+        left = [name for name in channels if name in client.channels]
+        for name in left:
+            self._leave(client, name)
+        self._send(client, protocol.unsubscribed(left))
+
+    async def _auth(self, client: _Client, token: str) -> None:
+        principal = await self._authenticate(token)
+        if principal is None:
+            raise FeedError("unauthorized", "the token is invalid, expired or revoked")
+        client.principal = principal
+        for name in [name for name in client.channels if name.startswith("orders.")]:
+            wallet_id = name.partition(".")[2]
+            if not (principal.allows("read") and self._wallet_visible(principal, wallet_id)):
+                self._leave(client, name)  # a new identity keeps only what it may read
+        self._send(client, {"type": "authenticated", "client_id": principal.client_id})
+
+    # ------------------------------------------------------------------ timers
+
+    async def _tick(self) -> None:
+        settings = self.settings
+        while True:
+            await asyncio.sleep(settings.housekeeping_interval_s)
+            try:
+                self.housekeeping()
+            except Exception:  # the feed must outlive a bug in one tick
+                logger.exception("feed housekeeping failed")
+
+    def housekeeping(self) -> None:
+        """Congestion, then tickers and prices that are due."""
+        if self._flush_scheduled:
+            self.flush()
+        now_s = self._clock_s()
+        self._watch_backlogs(now_s)
+        settings = self.settings
+        now_ns = self._clock_ns()
+        if self._tickers_due:
+            due = [
+                market
+                for market in self._tickers_due
+                if now_s - self._ticker_sent_s.get(market, -1e9) >= settings.ticker_interval_s
+            ]
+            for market in due:
+                self._tickers_due.discard(market)
+                self._ticker_sent_s[market] = now_s
+                channel = f"ticker.{market}"
+                if channel in self._audience:
+                    ticker = self.market_data.ticker(market, now_ns)
+                    self._publish(
+                        channel,
+                        protocol.ticker_message(self.config.markets[market], ticker, now_ns),
+                    )
+        if now_s - self._prices_sent_s >= settings.prices_interval_s:
+            self._prices_sent_s = now_s
+            if "prices" in self._audience:
+                self._publish("prices", self._prices_message(now_ns))
+
+    def _watch_backlogs(self, now_s: float) -> None:
+        settings = self.settings
+        for connection, client in list(self._clients.items()):
+            transport = connection.transport
+            size = transport.get_write_buffer_size() if transport is not None else 0
+            if client.congested_since is None:
+                if size > settings.backlog_bytes:
+                    client.congested_since = now_s
+                    self._congested.add(connection)
+            elif size > settings.backlog_close_bytes or now_s - client.congested_since > (
+                settings.stall_s
+            ):
+                self._close_slow(client, size)
+            elif size <= settings.backlog_bytes // 2:
+                client.congested_since = None
+                self._congested.discard(connection)
+                for channel in sorted(client.stale_books):
+                    market = channel.partition(".")[2]
+                    self._send(
+                        client,
+                        protocol.book_snapshot(
+                            self.config.markets[market],
+                            self.market_data.markets[market],
+                            self._clock_ns(),
+                        ),
+                    )
+                client.stale_books.clear()
+
+    def _close_slow(self, client: _Client, backlog: int) -> None:
+        logger.warning(
+            "feed client too slow, closing",
+            remote=str(client.connection.remote_address),
+            backlog_bytes=backlog,
+        )
+        self._drop(client)
+        task = asyncio.get_running_loop().create_task(
+            client.connection.close(CLOSE_TOO_SLOW, "too slow: backlog over the limit")
+        )
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
