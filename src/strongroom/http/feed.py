@@ -122,9 +122,13 @@ class FeedServer:
         port: int = next(iter(self._server.sockets)).getsockname()[1]
         return port
 
-    @property
-    def connections(self) -> int:
-        return len(self._clients)
+    def statistics(self) -> dict[str, int]:
+        """For /status/: connections now, congested ones, messages published so far."""
+        return {
+            "connections": len(self._clients),
+            "congested": len(self._congested),
+            "published": self.published,
+        }
 
     async def start(self) -> None:
         settings = self.settings
@@ -295,25 +299,26 @@ class FeedServer:
             self._send(client, protocol.error(error.code, error.message))
 
     def _subscribe(self, client: _Client, names: list[str]) -> None:
-        """All or nothing: every channel is checked before any is joined."""
-        new: dict[str, Channel] = {}
+        """All or nothing: every channel is checked before any is joined. A channel already
+        subscribed is answered again: a book's fresh snapshot is how a client mends a gap."""
+        wanted: dict[str, Channel] = {}
         for name in names:
             channel = protocol.parse_channel(name, self.config)
             if channel.kind is ChannelKind.ORDERS:
                 self._check_private(client, channel)
-            if channel.name not in client.channels:
-                new[channel.name] = channel
+            wanted[channel.name] = channel
         limit = self.settings.max_subscriptions
-        if len(client.channels) + len(new) > limit:
+        if len(client.channels | wanted.keys()) > limit:
             raise FeedError("too_many_subscriptions", f"at most {limit} channels on one connection")
         if self._flush_scheduled:
             self.flush()  # snapshots must follow the last published delta exactly
-        self._send(client, protocol.subscribed([channel.name for channel in new.values()]))
-        for name, channel in new.items():
+        self._send(client, protocol.subscribed(list(wanted)))
+        for name, channel in wanted.items():
             first = self._first_message(channel)
             if first is not None:
                 self._send(client, first)
             self._join(client, name)
+            client.stale_books.discard(name)
 
     def _check_private(self, client: _Client, channel: Channel) -> None:
         principal = client.principal

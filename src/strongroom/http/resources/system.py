@@ -25,6 +25,7 @@ class StatusResource:
             "status": "ok" if readiness.ready else "starting",
             "database": readiness.database,
             "listeners": readiness.listeners,
+            "feed": self.services.feed.statistics(),
         }
         if not readiness.ready:
             resp.status = 503
