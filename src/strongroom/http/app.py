@@ -14,7 +14,7 @@ from loguru import logger
 from strongroom.http import problems
 from strongroom.http.auth import AuthMiddleware
 from strongroom.http.context import Services
-from strongroom.http.resources import management, markets, mtf, orders, system, wallets
+from strongroom.http.resources import management, markets, mtf, orders, page, system, wallets
 
 
 class RequestIdMiddleware:
@@ -54,6 +54,7 @@ def create_app(services: Services) -> falcon.asgi.App[Any, Any]:
     app.req_options.strip_url_path_trailing_slash = False
     problems.install(app)
     route = app.add_route
+    route("/", page.PageResource(services))
     route("/status/", system.StatusResource(services))
     route("/o/token/", system.TokenResource(services))
     route("/openapi.json", system.OpenApiResource())
