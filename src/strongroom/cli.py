@@ -33,6 +33,7 @@ def _positive(text: str) -> int:
 FEED_FLAGS: tuple[tuple[str, Callable[[str], int], str, str], ...] = (
     ("ws-max-connections", _positive, "10000", "feed connections (beyond: closed, 1013)"),
     ("ws-max-subscriptions", _positive, "100", "channels per feed connection"),
+    ("ws-max-message-rate", _positive, "50", "feed messages in per second (then rate_limited)"),
     ("ws-max-message-bytes", _positive, "4096", "a feed message in (larger: closed, 1009)"),
     (
         "ws-backlog-bytes",
@@ -158,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
                 max_connections=arguments.ws_max_connections,
                 max_subscriptions=arguments.ws_max_subscriptions,
                 max_message_bytes=arguments.ws_max_message_bytes,
+                message_rate_per_s=arguments.ws_max_message_rate,
+                message_burst=2 * arguments.ws_max_message_rate,
                 backlog_bytes=arguments.ws_backlog_bytes,
                 backlog_close_bytes=16 * arguments.ws_backlog_bytes,
                 compression=arguments.ws_compression,

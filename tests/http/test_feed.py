@@ -275,6 +275,27 @@ async def test_bad_messages_get_errors_and_the_connection_stays_open(server: Ser
             await feed.connection.close()
 
 
+async def test_a_flood_of_messages_is_rate_limited_and_the_connection_stays_open(
+    server: ServerProcess,
+) -> None:
+    feed = await open_feed(server)
+    try:
+        assert feed.connection.response is not None  # compression is off by default
+        assert "Sec-WebSocket-Extensions" not in feed.connection.response.headers
+        for _ in range(300):
+            await feed.send({"op": "ping"})
+        answers = [await feed.receive() for _ in range(300)]
+        pongs = [answer for answer in answers if answer == {"type": "pong"}]
+        limited = [answer for answer in answers if answer.get("code") == "rate_limited"]
+        assert len(pongs) + len(limited) == 300
+        assert 100 <= len(pongs) <= 150, len(pongs)  # the burst, and what the rate refilled
+        await asyncio.sleep(0.2)
+        await feed.send({"op": "ping"})
+        assert await feed.receive() == {"type": "pong"}
+    finally:
+        await feed.connection.close()
+
+
 async def test_an_oversize_message_closes_with_1009(server: ServerProcess) -> None:
     feed = await open_feed(server)
     await feed.connection.send(json.dumps({"op": "ping", "pad": "x" * 10_000}))

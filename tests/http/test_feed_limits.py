@@ -37,6 +37,7 @@ def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]
             "--ws-max-connections", str(MAX_CONNECTIONS),
             "--ws-max-subscriptions", str(MAX_SUBSCRIPTIONS),
             "--ws-backlog-bytes", str(BACKLOG_BYTES),
+            "--ws-max-message-rate", "100000",  # the slow-client test asks for many snapshots
         ),
     )  # fmt: skip
     process.start()

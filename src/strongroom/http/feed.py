@@ -34,6 +34,7 @@ from strongroom.http import feed_protocol as protocol
 from strongroom.http.auth import Principal
 from strongroom.http.feed_protocol import Channel, ChannelKind, Encoding, Encodings, FeedError
 from strongroom.http.market_data import Level, MarketData
+from strongroom.limits import TokenBucket
 
 CLOSE_TOO_SLOW = 1008
 CLOSE_TRY_AGAIN_LATER = 1013
@@ -49,6 +50,8 @@ class FeedSettings:
     max_connections: int = 10_000
     max_subscriptions: int = 100  # channels per connection
     max_message_bytes: int = 4_096  # a client message; larger: closed with 1009
+    message_rate_per_s: float = 50.0  # client messages; beyond (after a burst): rate_limited
+    message_burst: int = 100
     backlog_bytes: int = 256 * 1024  # unsent bytes past which the book is conflated
     backlog_close_bytes: int = 16 * 256 * 1024  # unsent bytes past which it is closed
     stall_s: float = 10.0  # congested this long: closed
@@ -66,6 +69,7 @@ class FeedSettings:
 class _Client:
     connection: ServerConnection
     encoding: Encoding
+    bucket: TokenBucket
     channels: set[str] = field(default_factory=set)
     stale_books: set[str] = field(default_factory=set)  # book channels it missed deltas of
     congested_since: float | None = None
@@ -268,7 +272,9 @@ class FeedServer:
             await connection.close(CLOSE_TRY_AGAIN_LATER, "too many connections")
             return
         encoding = Encoding.CBOR if connection.subprotocol == "cbor" else Encoding.JSON
-        client = _Client(connection, encoding)
+        settings = self.settings
+        bucket = TokenBucket(settings.message_rate_per_s, settings.message_burst, self._clock_s())
+        client = _Client(connection, encoding, bucket)
         self._clients[connection] = client
         try:
             async for data in connection:
@@ -286,6 +292,8 @@ class FeedServer:
 
     async def _on_message(self, client: _Client, data: str | bytes) -> None:
         try:
+            if not client.bucket.take(self._clock_s()):
+                raise FeedError("rate_limited", "too many messages; slow down")
             message = protocol.parse_client_message(data)
             if isinstance(message, protocol.Subscribe):
                 self._subscribe(client, message.channels)

@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 
 from strongroom.actors.messages import OrderKind, Side, TimeInForce
 from strongroom.config import Currency, Market
+from strongroom.limits import TokenBucket
 
 FRAME = struct.Struct(">HQIBdddQBddddQ")
 FRAME_SIZE = FRAME.size  # 88
@@ -462,8 +463,8 @@ class GatewaySession(_Peer):
         self.wallet_id = ""
         self.member: MemberOrders | None = None
         self._last_client_sequence = 0
-        self._tokens = float(limits.burst)
-        self._tokens_at = self._opened = monotonic()
+        self._opened = monotonic()
+        self._bucket = TokenBucket(limits.rate_per_s, limits.burst, self._opened)
 
     # ------------------------------------------------------------------ input
 
@@ -546,22 +547,10 @@ class GatewaySession(_Peer):
                 self._reject(frame, Reject.SEQUENCE_GAP)
                 return
             self._last_client_sequence = sequence
-        if code in _SEQUENCED and not self._take_token():
+        if code in _SEQUENCED and not self._bucket.take(self._monotonic()):
             self._reject(frame, Reject.THROTTLED)
             return
         handler(self, frame)
-
-    def _take_token(self) -> bool:
-        now = self._monotonic()
-        limits = self.limits
-        self._tokens = min(
-            float(limits.burst), self._tokens + (now - self._tokens_at) * limits.rate_per_s
-        )
-        self._tokens_at = now
-        if self._tokens < 1.0:
-            return False
-        self._tokens -= 1.0
-        return True
 
     def _new_order(self, frame: tuple[Any, ...]) -> None:
         (market_id, client_order_id, client_id, code, _, price, stop_price, _,
