@@ -214,6 +214,7 @@ def test_wallet_creation_without_token_creates_nothing(
         "/markets/BTC-USDT/trades",
         "/openapi.json",
         "/docs",
+        "/",
     ],
 )
 def test_public_routes_need_no_token(anonymous: httpx.Client, path: str) -> None:
@@ -230,7 +231,7 @@ def test_status_answers_ok(anonymous: httpx.Client) -> None:
     response = anonymous.get("/status/")
     assert response.headers["content-type"].startswith("application/json")
     assert response.json()["status"] == "ok"
-    assert response.json()["listeners"]["mtf"] is True
+    assert response.json()["listeners"] == {"http": True, "mtf": True, "feed": True}
 
 
 def test_openapi_document_describes_the_contract(anonymous: httpx.Client) -> None:
@@ -251,6 +252,7 @@ def test_openapi_document_describes_the_contract(anonymous: httpx.Client) -> Non
         "/markets/",
         "/markets/{market}/depth",
         "/markets/{market}/trades",
+        "/",
     ):
         assert path in document["paths"], path
 

@@ -9,6 +9,7 @@ from strongroom import __version__
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
 # (path, method, summary, scope or None for public, success status)
 OPERATIONS: tuple[tuple[str, str, str, str | None, int], ...] = (
+    ("/", "get", "The market page: live book, trades and ticker over the feed", None, 200),
     ("/status/", "get", "Readiness: ok once the database and listeners are up", None, 200),
     ("/o/token/", "post", "OAuth 2.0 client credentials token", None, 200),
     ("/wallets/", "post", "Create a wallet (sub-account)", "write", 201),
@@ -52,7 +53,13 @@ OPERATIONS: tuple[tuple[str, str, str, str | None, int], ...] = (
     ("/orders/{order_id}/", "patch", "Replace price and/or quantity", "write", 200),
     ("/orders/{order_id}/", "delete", "Cancel an open order", "write", 200),
     ("/markets/", "get", "Markets with tick and lot sizes", None, 200),
-    ("/markets/{market}/depth", "get", "Order book depth", None, 200),
+    (
+        "/markets/{market}/depth",
+        "get",
+        "Committed depth; `sequence` is the feed's book sequence (SPEC §6)",
+        None,
+        200,
+    ),
     ("/markets/{market}/trades", "get", "Recent trades, newest first", None, 200),
 )
 
