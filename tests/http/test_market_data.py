@@ -198,3 +198,34 @@ def test_volume_is_the_last_24_hours_of_trades() -> None:
     assert view.volume_24h(600 * minute_ns) == 10
     assert view.volume_24h(24 * 60 * minute_ns) == 3  # the first minute has left the window
     assert view.volume_24h(10_000 * minute_ns) == 0
+
+
+def test_fills_and_order_states_only_of_watched_wallets_in_commit_order() -> None:
+    pipeline = funded_pipeline()
+    data = MarketData(DEFAULT)
+    resting = pipeline.place("alice", Side.SELL, 10, 100)
+    pipeline.place("bob", Side.BUY, 4, 100)
+    pipeline.place("carol", Side.BUY, 6, 101)
+    for unit in pipeline.units:
+        data.apply(unit, watched={"alice", "carol"})
+    private = data.take_changes(at_ns=0).private
+    assert isinstance(resting, OrderState)
+    summary = [
+        (item.wallet_id, "order", item.status, item.filled)
+        if isinstance(item, OrderState)
+        else (item.wallet_id, "fill", item.maker, item.quantity)
+        for item in private
+    ]
+    assert summary == [
+        ("alice", "order", "open", 0),
+        ("alice", "fill", True, 4),  # bob's fill is not kept: nobody watches bob
+        ("alice", "order", "open", 4),
+        ("alice", "fill", True, 6),
+        ("carol", "fill", False, 6),
+        ("carol", "order", "filled", 6),  # a unit's fills first, then its orders' states
+        ("alice", "order", "filled", 10),
+    ]
+    quiet = MarketData(DEFAULT)
+    for unit in pipeline.units:
+        quiet.apply(unit)
+    assert quiet.take_changes(at_ns=0).private == []

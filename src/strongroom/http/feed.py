@@ -109,6 +109,7 @@ class FeedServer:
         # channel -> encoding -> its subscribers' connections
         self._audience: dict[str, dict[Encoding, set[ServerConnection]]] = {}
         self._congested: set[ServerConnection] = set()
+        self._watched: dict[str, int] = {}  # wallet id -> subscriptions to orders.WALLET_ID
         self._flush_scheduled = False
         self._tickers_due: set[str] = set()
         self._ticker_sent_s: dict[str, float] = {}
@@ -165,7 +166,7 @@ class FeedServer:
     def on_committed(self, unit: JournalUnit) -> None:
         if not unit.orders and not unit.trades:
             return
-        self.market_data.apply(unit)
+        self.market_data.apply(unit, self._watched)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self.flush)
@@ -228,13 +229,25 @@ class FeedServer:
         broadcast((client.connection,), data, text=client.encoding is Encoding.JSON)
 
     def _join(self, client: _Client, channel: str) -> None:
+        if channel in client.channels:
+            return
         by_encoding = self._audience.setdefault(channel, {})
         by_encoding.setdefault(client.encoding, set()).add(client.connection)
         client.channels.add(channel)
+        if channel.startswith("orders."):
+            wallet_id = channel.partition(".")[2]
+            self._watched[wallet_id] = self._watched.get(wallet_id, 0) + 1
 
     def _leave(self, client: _Client, channel: str) -> None:
+        if channel not in client.channels:
+            return
         client.channels.discard(channel)
         client.stale_books.discard(channel)
+        if channel.startswith("orders."):
+            wallet_id = channel.partition(".")[2]
+            self._watched[wallet_id] -= 1
+            if not self._watched[wallet_id]:
+                del self._watched[wallet_id]
         by_encoding = self._audience.get(channel)
         if by_encoding is None:
             return

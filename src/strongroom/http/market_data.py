@@ -14,7 +14,7 @@ never goes back across restarts (a book changes at least once for every delta).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from strongroom.actors.messages import (
@@ -199,9 +199,13 @@ class MarketData:
         for view in self.markets.values():
             view.changed.clear()
 
-    def apply(self, unit: JournalUnit) -> None:
-        for results in unit.results:
-            self._fills(results)
+    def apply(self, unit: JournalUnit, watched: Container[str] = ()) -> None:
+        """Take in a committed unit; fills and order states are kept for `watched` wallets
+        only (those someone follows), the rest costs nothing."""
+        if watched:
+            for results in unit.results:
+                self._fills(results, watched)
+        private = self._private
         for trade in unit.trades:
             self.markets[trade.market].apply_trade(trade)
             self._trades.append(trade)
@@ -209,23 +213,28 @@ class MarketData:
         for state in unit.orders:
             view = self.markets[state.market]
             view.apply_order(state)
-            self._private.append(state)
+            if watched and state.wallet_id in watched:
+                private.append(state)
             if view.changed:
                 self._tickers.add(state.market)
 
-    def _fills(self, results: BookResults) -> None:
+    def _fills(self, results: BookResults, watched: Container[str]) -> None:
+        private = self._private
         for _token, _command, events in results.results:
             for event in events:
-                if type(event) is Trade:
+                if type(event) is not Trade:
+                    continue
+                if event.maker_wallet_id in watched:
                     maker_side = Side.SELL if event.taker_side == Side.BUY else Side.BUY
-                    self._private.append(
+                    private.append(
                         Fill(
                             event.maker_wallet_id, results.market, event.maker_order_id,
                             event.trade_id, maker_side, event.price, event.quantity, True,
                             results.at_ns,
                         )
                     )  # fmt: skip
-                    self._private.append(
+                if event.taker_wallet_id in watched:
+                    private.append(
                         Fill(
                             event.taker_wallet_id, results.market, event.taker_order_id,
                             event.trade_id, event.taker_side, event.price, event.quantity,
