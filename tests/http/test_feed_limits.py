@@ -17,9 +17,8 @@ import pytest_asyncio
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.http.test_feed import Feed, limit, open_feed
+from tests.http.test_feed import Feed, funded, limit, open_feed
 from tests.server import ServerProcess
-from tests.support import deposit, new_wallet
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 
@@ -137,9 +136,7 @@ async def test_a_slow_client_gets_a_fresh_snapshot_and_one_that_stays_slow_is_cl
     limited: ServerProcess, rest: httpx.AsyncClient
 ) -> None:
     with limited.client() as admin:
-        wallet = new_wallet(admin, "slow")
-        deposit(admin, wallet, "ETH", "100000")
-        deposit(admin, wallet, "BTC", "10000")
+        wallet = funded(admin, ETH="100000", BTC="10000")
     for index in range(300):  # a deep book: every snapshot is large
         await limit(rest, wallet, MARKET, "buy", f"0.0{1000 + index * 7}", "1.000")
 
@@ -197,8 +194,7 @@ async def test_the_book_sequence_never_goes_back_across_a_kill(
     limited: ServerProcess, rest: httpx.AsyncClient
 ) -> None:
     with limited.client() as admin:
-        wallet = new_wallet(admin, "kill")
-        deposit(admin, wallet, "ETH", "1000")
+        wallet = funded(admin, ETH="1000")
     await limit(rest, wallet, MARKET, "sell", "0.09000", "2.000")
     feed = await open_feed(limited)
     await feed.subscribe(f"book.{MARKET}")
