@@ -2,10 +2,10 @@
 
 Committed units reach `on_committed` on the event loop (after their commit, before their
 replies): `MarketData` takes them in, and one flush per loop iteration publishes what
-changed — book deltas, trades, private order updates — each message encoded once per
-encoding and written to every subscriber with `websockets.broadcast` (no task, no await
-per client). Tickers go out at most every `ticker_interval_s` per market, prices every
-`prices_interval_s`.
+changed — book deltas, trades, private order updates — each message encoded and framed
+once per encoding, and everything a flush has for one subscriber written in one write (no
+task, no await, no syscall per message and client). Tickers go out at most every
+`ticker_interval_s` per market, prices every `prices_interval_s`.
 
 A slow client never delays anyone: writes never wait. A housekeeping tick looks at every
 connection's write buffer: past `backlog_bytes` the connection is congested and its book
@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loguru import logger
-from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
+from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import OPEN
 from websockets.typing import Subprotocol
 
 from strongroom.actors.messages import JournalUnit, OrderState
@@ -70,6 +71,7 @@ class _Client:
     connection: ServerConnection
     encoding: Encoding
     bucket: TokenBucket
+    plain: bool  # no extension: every frame as pre-serialized bytes
     channels: set[str] = field(default_factory=set)
     stale_books: set[str] = field(default_factory=set)  # book channels it missed deltas of
     congested_since: float | None = None
@@ -111,13 +113,14 @@ class FeedServer:
         self._congested: set[ServerConnection] = set()
         self._watched: dict[str, int] = {}  # wallet id -> subscriptions to orders.WALLET_ID
         self._flush_scheduled = False
+        self._outgoing: dict[ServerConnection, list[Encodings]] = {}
         self._tickers_due: set[str] = set()
         self._ticker_sent_s: dict[str, float] = {}
         self._prices_sent_s = 0.0
         self._server: Server | None = None
         self._ticks: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()
-        self.published = 0  # messages handed to broadcast (one per message, not per client)
+        self.published = 0  # messages published (one per message, not per client)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -196,6 +199,7 @@ class FeedServer:
                     message = protocol.fill_message(markets[item.market], item)
                 self._publish(channel, message)
         self._tickers_due |= changes.tickers
+        self._write_out()
 
     def depth(self, market: str, limit: int) -> tuple[int, list[Level], list[Level]]:
         """The committed depth the feed has published: (sequence, bids, asks), best first."""
@@ -208,11 +212,11 @@ class FeedServer:
     # ------------------------------------------------------------------ fan-out
 
     def _publish(self, channel: str, message: dict[str, Any], *, conflatable: bool = False) -> None:
+        """Queue `message` for the channel's subscribers; `_write_out` sends the queues."""
         encoded = Encodings(message)
         congested = self._congested
-        for encoding, connections in self._audience[channel].items():
-            if not connections:
-                continue
+        outgoing = self._outgoing
+        for connections in self._audience[channel].values():
             targets: Iterable[ServerConnection] = connections
             if conflatable and congested:
                 missed = connections & congested
@@ -220,13 +224,45 @@ class FeedServer:
                     for connection in missed:
                         self._clients[connection].stale_books.add(channel)
                     targets = connections - missed
-            broadcast(targets, encoded.get(encoding), text=encoding is Encoding.JSON)
+            for connection in targets:
+                queue = outgoing.get(connection)
+                if queue is None:
+                    outgoing[connection] = [encoded]
+                else:
+                    queue.append(encoded)
         self.published += 1
 
     def _send(self, client: _Client, message: dict[str, Any]) -> None:
-        """To one client, synchronously: nothing else can be published in between."""
-        data = protocol.encode(message, client.encoding)
-        broadcast((client.connection,), data, text=client.encoding is Encoding.JSON)
+        """To one client, after what is queued for it already."""
+        self._outgoing.setdefault(client.connection, []).append(Encodings(message))
+
+    def _write_out(self) -> None:
+        """One write per connection for everything queued: websockets' `broadcast` writes
+        once per message and client, and at a thousand clients those writes are the feed's
+        whole cost. Frames are serialized once per message (`Encodings.frame`), except for
+        a connection with an extension (compression), which frames its own."""
+        if not self._outgoing:
+            return
+        outgoing, self._outgoing = self._outgoing, {}
+        clients = self._clients
+        for connection, messages in outgoing.items():
+            client = clients.get(connection)
+            transport = connection.transport
+            if client is None or transport is None or connection.protocol.state is not OPEN:
+                continue
+            encoding = client.encoding
+            if client.plain:
+                data = b"".join([message.frame(encoding) for message in messages])
+            else:
+                protocol = connection.protocol
+                send = protocol.send_text if encoding is Encoding.JSON else protocol.send_binary
+                for message in messages:
+                    send(message.get(encoding))
+                data = b"".join(protocol.data_to_send())
+            try:
+                transport.write(data)
+            except Exception as error:  # a broken connection is closing: skip it
+                logger.warning("feed write failed", error=str(error))
 
     def _join(self, client: _Client, channel: str) -> None:
         if channel in client.channels:
@@ -287,7 +323,7 @@ class FeedServer:
         encoding = Encoding.CBOR if connection.subprotocol == "cbor" else Encoding.JSON
         settings = self.settings
         bucket = TokenBucket(settings.message_rate_per_s, settings.message_burst, self._clock_s())
-        client = _Client(connection, encoding, bucket)
+        client = _Client(connection, encoding, bucket, not connection.protocol.extensions)
         self._clients[connection] = client
         try:
             async for data in connection:
@@ -318,6 +354,7 @@ class FeedServer:
                 await self._auth(client, message.token)
         except FeedError as error:
             self._send(client, protocol.error(error.code, error.message))
+        self._write_out()
 
     def _subscribe(self, client: _Client, names: list[str]) -> None:
         """All or nothing: every channel is checked before any is joined. A channel already
@@ -405,6 +442,7 @@ class FeedServer:
             self._prices_sent_s = now_s
             if "prices" in self._audience:
                 self._publish("prices", self._prices_message(now_ns))
+        self._write_out()
 
     def _watch_backlogs(self, now_s: float) -> None:
         settings = self.settings

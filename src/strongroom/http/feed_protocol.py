@@ -13,6 +13,7 @@ from typing import Any
 
 import cbor2
 import msgspec
+from websockets.frames import Frame, Opcode
 
 from strongroom.actors.messages import OrderState, TradeRecord
 from strongroom.config import Market, TradingConfig
@@ -246,14 +247,25 @@ _json = msgspec.json.Encoder()
 
 
 class Encodings:
-    """One message, encoded at most once per encoding, on first use."""
+    """One message, encoded at most once per encoding, on first use; and as a whole
+    websocket frame, which is the same bytes for every client without extensions (a
+    server's frames are not masked)."""
 
-    __slots__ = ("_cbor", "_json", "message")
+    __slots__ = ("_cbor", "_frames", "_json", "message")
 
     def __init__(self, message: dict[str, Any]) -> None:
         self.message = message
         self._json: bytes | None = None
         self._cbor: bytes | None = None
+        self._frames: dict[Encoding, bytes] = {}
+
+    def frame(self, encoding: Encoding) -> bytes:
+        frame = self._frames.get(encoding)
+        if frame is None:
+            opcode = Opcode.TEXT if encoding is Encoding.JSON else Opcode.BINARY
+            frame = Frame(opcode, self.get(encoding)).serialize(mask=False)
+            self._frames[encoding] = frame
+        return frame
 
     def get(self, encoding: Encoding) -> bytes:
         if encoding is Encoding.JSON:
