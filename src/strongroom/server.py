@@ -35,7 +35,7 @@ from strongroom.actors.system import Bridge
 from strongroom.http.app import create_app
 from strongroom.http.auth import Authority
 from strongroom.http.context import Services
-from strongroom.http.feed import FeedServer, FeedSettings
+from strongroom.http.feed import FeedSettings, FeedThread
 from strongroom.http.market_data import MarketData
 from strongroom.persistence import repositories
 from strongroom.persistence.database import EmbeddedPostgres, create_pool, migrate
@@ -248,13 +248,14 @@ async def serve(settings: Settings) -> int:
         state.live_orders,
         await repositories.trade_volumes(pool, time.time() - VOLUME_WINDOW_S),
     )
-    feed = FeedServer(
+    feed = FeedThread(
         config,
         market_data,
         dataclasses.replace(settings.feed, host=settings.host, port=settings.ws_port),
         authority.authenticate,
         lambda principal, wallet_id: services.wallet_visible(principal, wallet_id),
     )
+    await feed.start()
     trading.listen(feed.on_committed)  # before any command can commit
     services = Services(
         config=config,
@@ -266,9 +267,7 @@ async def serve(settings: Settings) -> int:
         feed=feed,
     )
     services.readiness.database = True
-    services.readiness.listeners.update(http=False, mtf=False, feed=False)
-    await feed.start()
-    services.readiness.listeners["feed"] = True
+    services.readiness.listeners.update(http=False, mtf=False, feed=True)
     gateway = MtfGateway(
         trading,
         credentials,

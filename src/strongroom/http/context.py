@@ -9,7 +9,7 @@ import falcon.asgi
 
 from strongroom.config import TradingConfig
 from strongroom.http.auth import Authority, Principal
-from strongroom.http.feed import FeedServer
+from strongroom.http.feed import FeedThread
 from strongroom.http.problems import Problem, invalid, not_found
 from strongroom.service import Trading
 from strongroom.wire.credentials import CredentialStore
@@ -33,7 +33,7 @@ class Services:
     authority: Authority
     wallet_owners: dict[str, str]
     mtf_credentials: CredentialStore
-    feed: FeedServer
+    feed: FeedThread
     readiness: Readiness = field(default_factory=Readiness)
 
     @property

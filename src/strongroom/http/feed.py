@@ -1,8 +1,9 @@
 """The websocket price feed (SPEC §6): the `websockets` asyncio server on `--ws-port`.
 
-Committed units reach `on_committed` on the event loop (after their commit, before their
-replies): `MarketData` takes them in, and one flush per loop iteration publishes what
-changed — book deltas, trades, private order updates — each message encoded and framed
+Committed units reach `on_committed` in commit order (`serve` hosts the feed on a loop and
+thread of its own, `FeedThread`): `MarketData` takes them in, and one flush per loop
+iteration of the feed publishes what changed — book deltas, trades, private order
+updates — each message encoded and framed
 once per encoding, and everything a flush has for one subscriber written in one write (no
 task, no await, no syscall per message and client). Tickers go out at most every
 `ticker_interval_s` per market, prices every `prices_interval_s`.
@@ -18,8 +19,10 @@ with 1008.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +43,7 @@ from strongroom.limits import TokenBucket
 CLOSE_TOO_SLOW = 1008
 CLOSE_TRY_AGAIN_LATER = 1013
 
-Authenticate = Callable[[str], Awaitable[Principal | None]]
+Authenticate = Callable[[str], Coroutine[Any, Any, Principal | None]]
 WalletVisible = Callable[[Principal, str], bool]
 
 
@@ -484,3 +487,99 @@ class FeedServer:
         )
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
+
+
+class FeedThread:
+    """A `FeedServer` on an event loop of its own, in a thread of its own.
+
+    The feed's cost is mostly its writes, which run outside the GIL: on the trading loop
+    they held up every REST and MTF answer for as long as a fan-out took. Committed units
+    cross over with `call_soon_threadsafe` in commit order, so a depth read asked for after
+    an answer (`depth`, run on the feed's loop too) always sees that answer's effects.
+    Token checks hop back to the trading loop, where the database pool lives.
+    """
+
+    def __init__(
+        self,
+        config: TradingConfig,
+        market_data: MarketData,
+        settings: FeedSettings,
+        authenticate: Authenticate,
+        wallet_visible: WalletVisible,
+        *,
+        stop_timeout_s: float = 15.0,
+    ) -> None:
+        self._main_loop: asyncio.AbstractEventLoop | None = None
+        self._authenticate = authenticate
+        self._stop_timeout_s = stop_timeout_s
+        self.server = FeedServer(
+            config, market_data, settings, self._authenticate_on_main_loop, wallet_visible
+        )
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping: asyncio.Event | None = None
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def statistics(self) -> dict[str, int]:
+        return self.server.statistics()
+
+    async def start(self) -> None:
+        self._main_loop = asyncio.get_running_loop()
+        started: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._thread = threading.Thread(target=self._run, args=(started,), name="feed", daemon=True)
+        self._thread.start()
+        await asyncio.wrap_future(started)
+
+    def _run(self, started: concurrent.futures.Future[None]) -> None:
+        loop = self._loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(self._serve(started))
+        except Exception:
+            logger.exception("the feed's loop failed")
+        finally:
+            loop.close()
+
+    async def _serve(self, started: concurrent.futures.Future[None]) -> None:
+        self._stopping = asyncio.Event()
+        try:
+            await self.server.start()
+        except BaseException as error:
+            started.set_exception(error)
+            return
+        started.set_result(None)
+        await self._stopping.wait()
+        await self.server.stop()
+
+    async def stop(self) -> None:
+        loop, stopping, thread = self._loop, self._stopping, self._thread
+        if loop is None or stopping is None or thread is None:
+            return
+        loop.call_soon_threadsafe(stopping.set)
+        await asyncio.to_thread(thread.join, self._stop_timeout_s)
+
+    def on_committed(self, unit: JournalUnit) -> None:
+        assert self._loop is not None, "start the feed before units are committed"
+        self._loop.call_soon_threadsafe(self.server.on_committed, unit)
+
+    async def depth(self, market: str, limit: int) -> tuple[int, list[Level], list[Level]]:
+        assert self._loop is not None
+        future: concurrent.futures.Future[tuple[int, list[Level], list[Level]]] = (
+            concurrent.futures.Future()
+        )
+
+        def read() -> None:
+            try:
+                future.set_result(self.server.depth(market, limit))
+            except Exception as error:
+                future.set_exception(error)
+
+        self._loop.call_soon_threadsafe(read)
+        return await asyncio.wrap_future(future)
+
+    async def _authenticate_on_main_loop(self, token: str) -> Principal | None:
+        assert self._main_loop is not None
+        running = asyncio.run_coroutine_threadsafe(self._authenticate(token), self._main_loop)
+        return await asyncio.wrap_future(running)

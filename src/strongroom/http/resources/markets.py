@@ -37,7 +37,7 @@ class DepthResource:
     ) -> None:
         symbol = self.services.require_market(market)
         limit = int_param(req, "limit", 50, 1, DEPTH_LIMIT_MAX)
-        sequence, bids, asks = self.services.feed.depth(symbol, limit)
+        sequence, bids, asks = await self.services.feed.depth(symbol, limit)
         spec = self.services.config.markets[symbol]
         resp.media = {
             "market": symbol,
