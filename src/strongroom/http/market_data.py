@@ -14,7 +14,7 @@ never goes back across restarts (a book changes at least once for every delta).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Container, Iterable, Sequence
+from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 
 from strongroom.actors.messages import (
@@ -242,11 +242,11 @@ class MarketData:
                         )
                     )  # fmt: skip
 
-    def take_changes(self, at_ns: int, markets: Sequence[str] | None = None) -> Changes:
-        """Deltas of the given markets (all by default) and everything else since last."""
+    def take_changes(self, at_ns: int) -> Changes:
+        """Every market's delta and everything else applied since the last call."""
         deltas = []
-        for symbol in self.markets if markets is None else markets:
-            delta = self.markets[symbol].take_delta(at_ns)
+        for view in self.markets.values():
+            delta = view.take_delta(at_ns)
             if delta is not None:
                 deltas.append(delta)
         changes = Changes(deltas, self._trades, self._private, self._tickers)
