@@ -112,7 +112,11 @@ async def test_a_group_that_cannot_commit_is_fatal_and_replies_nothing(pool: asy
 async def test_migrations_are_applied_once(pool: asyncpg.Pool) -> None:
     assert await migrate(pool) == []
     versions = await pool.fetch("SELECT version FROM schema_migrations")
-    assert [row["version"] for row in versions] == ["0001_spine.sql", "0002_mtf.sql"]
+    assert [row["version"] for row in versions] == [
+        "0001_spine.sql",
+        "0002_mtf.sql",
+        "0003_partners.sql",
+    ]
 
 
 async def test_recovery_refuses_balances_that_disagree_with_the_postings(

@@ -14,7 +14,16 @@ from loguru import logger
 from strongroom.http import problems
 from strongroom.http.auth import AuthMiddleware
 from strongroom.http.context import Services
-from strongroom.http.resources import management, markets, mtf, orders, page, system, wallets
+from strongroom.http.resources import (
+    applications,
+    management,
+    markets,
+    mtf,
+    orders,
+    page,
+    system,
+    wallets,
+)
 
 
 class RequestIdMiddleware:
@@ -57,6 +66,8 @@ def create_app(services: Services) -> falcon.asgi.App[Any, Any]:
     route("/", page.PageResource(services))
     route("/status/", system.StatusResource(services))
     route("/o/token/", system.TokenResource(services))
+    route("/o/apps/", applications.ApplicationsResource(services))
+    route("/o/apps/{application_id}/", applications.ApplicationResource(services))
     route("/openapi.json", system.OpenApiResource())
     route("/docs", system.DocsResource())
     route("/wallets/", wallets.WalletsResource(services))

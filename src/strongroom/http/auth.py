@@ -1,7 +1,9 @@
 """OAuth 2.0 client credentials (RFC 6749 §4.4), bearer tokens (RFC 6750) and scopes.
 
-Client secrets are stored as scrypt hashes; access tokens are random and stored as
-their SHA-256, so a database leak reveals neither in usable form. Scopes are checked
+Client secrets are stored as argon2id hashes (scrypt ones from before still verify);
+access tokens are random and stored as their SHA-256, so a database leak reveals neither
+in usable form. An application belongs to a partner (tenant), which owns the wallets;
+deleting an application revokes its tokens at once. Scopes are checked
 for every route in `AuthMiddleware`: a resource declares what it needs per method
 (default: `read` for GET, `write` otherwise) or says it is `public`.
 """
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import argon2
 import asyncpg
 import falcon.asgi
 
@@ -29,18 +32,24 @@ TOKEN_CACHE_MAX = 100_000
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 
 
+_HASHER = argon2.PasswordHasher()
+
+
 def hash_secret(secret: str) -> str:
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(secret.encode(), salt=salt, dklen=32, **_SCRYPT)
-    return f"scrypt${salt.hex()}${digest.hex()}"
+    return _HASHER.hash(secret)
 
 
 def verify_secret(secret: str, stored: str) -> bool:
-    scheme, salt, expected = stored.split("$")
-    if scheme != "scrypt":
+    if stored.startswith("scrypt$"):
+        _, salt, expected = stored.split("$")
+        digest = hashlib.scrypt(secret.encode(), salt=bytes.fromhex(salt), dklen=32, **_SCRYPT)
+        return hmac.compare_digest(digest.hex(), expected)
+    try:
+        return _HASHER.verify(stored, secret)
+    except argon2.exceptions.VerificationError:
         return False
-    digest = hashlib.scrypt(secret.encode(), salt=bytes.fromhex(salt), dklen=32, **_SCRYPT)
-    return hmac.compare_digest(digest.hex(), expected)
+    except argon2.exceptions.InvalidHashError:
+        return False
 
 
 def token_digest(token: str) -> bytes:
@@ -56,6 +65,7 @@ def parse_scopes(text: str) -> frozenset[str] | None:
 class Principal:
     client_id: str
     scopes: frozenset[str]
+    partner_id: str
 
     def allows(self, scope: str) -> bool:
         # admin is the operator's scope and includes the others.
@@ -64,6 +74,23 @@ class Principal:
     @property
     def admin(self) -> bool:
         return "admin" in self.scopes
+
+
+@dataclass(frozen=True, slots=True)
+class Application:
+    id: int
+    name: str
+    client_id: str
+    scopes: str
+    partner_id: str
+    created_at: datetime
+
+
+def application_from_row(row: asyncpg.Record) -> Application:
+    return Application(
+        row["id"], row["name"], row["client_id"], row["scopes"], row["partner_id"],
+        row["created_at"],
+    )  # fmt: skip
 
 
 class TokenError(Exception):
@@ -94,8 +121,8 @@ class Authority:
             return
         secret_hash = await asyncio.to_thread(hash_secret, secret)
         await self._pool.execute(
-            "INSERT INTO oauth_applications (name, client_id, secret_hash, scopes)"
-            " VALUES ($1, $2, $3, $4) ON CONFLICT (client_id)"
+            "INSERT INTO oauth_applications (name, client_id, secret_hash, scopes, partner_id)"
+            " VALUES ($1, $2, $3, $4, $2) ON CONFLICT (client_id)"
             " DO UPDATE SET secret_hash = excluded.secret_hash, scopes = excluded.scopes",
             name,
             client_id,
@@ -108,10 +135,50 @@ class Authority:
         return count
 
     async def create_application(self, name: str, scopes: str) -> tuple[str, str]:
+        """A new application that is a partner of its own (the operator's bootstrap)."""
         client_id = secrets.token_urlsafe(18)
         secret = secrets.token_urlsafe(36)
         await self.ensure_application(name, client_id, secret, scopes)
         return client_id, secret
+
+    async def add_application(
+        self, partner_id: str | None, name: str, scopes: str
+    ) -> tuple[Application, str]:
+        """A new application of `partner_id` (None: of a new partner); its secret is
+        returned this once and kept only as a hash."""
+        client_id = secrets.token_urlsafe(18)
+        secret = secrets.token_urlsafe(36)
+        secret_hash = await asyncio.to_thread(hash_secret, secret)
+        row = await self._pool.fetchrow(
+            "INSERT INTO oauth_applications (name, client_id, secret_hash, scopes, partner_id)"
+            " VALUES ($1, $2, $3, $4, coalesce($5, $2)) RETURNING *",
+            name,
+            client_id,
+            secret_hash,
+            scopes,
+            partner_id,
+        )
+        assert row is not None
+        return application_from_row(row), secret
+
+    async def applications(self, partner_id: str) -> list[Application]:
+        rows = await self._pool.fetch(
+            "SELECT * FROM oauth_applications WHERE partner_id = $1 ORDER BY id", partner_id
+        )
+        return [application_from_row(row) for row in rows]
+
+    async def delete_application(self, partner_id: str, application_id: int) -> bool:
+        """Delete one of the partner's applications; its tokens stop working at once."""
+        client_id = await self._pool.fetchval(
+            "DELETE FROM oauth_applications WHERE id = $1 AND partner_id = $2 RETURNING client_id",
+            application_id,
+            partner_id,
+        )  # its access tokens go with it (ON DELETE CASCADE)
+        if client_id is None:
+            return False
+        for digest in [d for d, (p, _) in self._tokens.items() if p.client_id == client_id]:
+            del self._tokens[digest]
+        return True
 
     async def issue_token(
         self, grant_type: str | None, client_id: str | None, secret: str | None, scope: str | None
@@ -159,13 +226,14 @@ class Authority:
             del self._tokens[digest]
             return None
         row = await self._pool.fetchrow(
-            "SELECT client_id, scopes, expires_at FROM access_tokens"
-            " WHERE token_hash = $1 AND NOT revoked AND expires_at > now()",
+            "SELECT t.client_id, t.scopes, t.expires_at, a.partner_id FROM access_tokens t"
+            " JOIN oauth_applications a USING (client_id)"
+            " WHERE t.token_hash = $1 AND NOT t.revoked AND t.expires_at > now()",
             digest,
         )
         if row is None:
             return None
-        principal = Principal(row["client_id"], frozenset(row["scopes"].split()))
+        principal = Principal(row["client_id"], frozenset(row["scopes"].split()), row["partner_id"])
         if len(self._tokens) >= TOKEN_CACHE_MAX:
             self._tokens.pop(next(iter(self._tokens)))
         expires_at = (row["expires_at"] - datetime(1970, 1, 1, tzinfo=UTC)) / timedelta(seconds=1)

@@ -43,7 +43,7 @@ class Services:
 
     def wallet_visible(self, principal: Principal, wallet_id: str) -> bool:
         owner = self.wallet_owners.get(wallet_id)
-        return owner is not None and (principal.admin or owner == principal.client_id)
+        return owner is not None and (principal.admin or owner == principal.partner_id)
 
     def require_wallet(self, req: falcon.asgi.Request, wallet_id: str) -> str:
         """The wallet id if the caller may use it; 404 otherwise (existence is not leaked)."""

@@ -46,7 +46,7 @@ class WalletsResource:
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         body = await read_json(req, WalletIn)
-        owner = principal(req).client_id
+        owner = principal(req).partner_id
         wallet_id = str(uuid.uuid4())
         now = datetime.now(UTC)
         created = await repositories.insert_wallet(
@@ -64,7 +64,7 @@ class WalletsResource:
         limit = int_param(req, "limit", 100, 1, repositories.PAGE_SIZE_MAX)
         offset = int_param(req, "offset", 0, 0, 10**9)
         rows = await repositories.wallets(
-            self.services.pool, None if caller.admin else caller.client_id, limit, offset
+            self.services.pool, None if caller.admin else caller.partner_id, limit, offset
         )
         resp.media = await wallets_json(self.services, rows)
 
