@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
+import hmac
 import json
 import os
 import signal
@@ -239,9 +241,14 @@ async def serve(settings: Settings) -> int:
     )
     pool, trading, state = core.pool, core.trading, core.recovered
     loop = asyncio.get_running_loop()
-    authority = Authority(pool)
+    derivation_key = load_key(settings.data_dir)
+    authority = Authority(
+        pool,
+        # API key secrets come from the same key as MTF secrets, on a label of their own.
+        api_key_derivation_key=hmac.new(derivation_key, b"api keys", hashlib.sha256).digest(),
+    )
     await bootstrap_admin(authority, settings)
-    credentials = CredentialStore(pool, load_key(settings.data_dir), Keyring())
+    credentials = CredentialStore(pool, derivation_key, Keyring())
     market_data = MarketData(config)
     market_data.restore(
         {symbol: (c.sequence, c.last_price) for symbol, c in state.markets.items()},

@@ -116,6 +116,7 @@ async def test_migrations_are_applied_once(pool: asyncpg.Pool) -> None:
         "0001_spine.sql",
         "0002_mtf.sql",
         "0003_partners.sql",
+        "0004_api_keys.sql",
     ]
 
 

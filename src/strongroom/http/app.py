@@ -15,6 +15,7 @@ from strongroom.http import problems
 from strongroom.http.auth import AuthMiddleware
 from strongroom.http.context import Services
 from strongroom.http.resources import (
+    api_keys,
     applications,
     management,
     markets,
@@ -68,6 +69,8 @@ def create_app(services: Services) -> falcon.asgi.App[Any, Any]:
     route("/o/token/", system.TokenResource(services))
     route("/o/apps/", applications.ApplicationsResource(services))
     route("/o/apps/{application_id}/", applications.ApplicationResource(services))
+    route("/api-keys/", api_keys.ApiKeysResource(services))
+    route("/api-keys/{api_key}/", api_keys.ApiKeyResource(services))
     route("/openapi.json", system.OpenApiResource())
     route("/docs", system.DocsResource())
     route("/wallets/", wallets.WalletsResource(services))

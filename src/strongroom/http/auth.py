@@ -24,7 +24,10 @@ import argon2
 import asyncpg
 import falcon.asgi
 
+from strongroom.http.body import read_bytes
 from strongroom.http.problems import Problem
+from strongroom.identity import signatures
+from strongroom.identity.errors import SignatureRejected
 
 SCOPES = ("read", "write", "admin")
 TOKEN_LIFETIME_S = 3600
@@ -93,6 +96,13 @@ def application_from_row(row: asyncpg.Record) -> Application:
     )  # fmt: skip
 
 
+def api_key_from_row(row: asyncpg.Record) -> ApiKey:
+    return ApiKey(
+        row["api_key"], row["scopes"], row["signature_required"], row["partner_id"],
+        row["created_at"],
+    )  # fmt: skip
+
+
 class TokenError(Exception):
     """An RFC 6749 §5.2 error answer of the token endpoint."""
 
@@ -103,11 +113,36 @@ class TokenError(Exception):
         self.description = description
 
 
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    api_key: str
+    scopes: str
+    signature_required: bool
+    partner_id: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class _LiveApiKey:
+    principal: Principal
+    secret: str
+    signature_required: bool
+
+
 class Authority:
-    def __init__(self, pool: asyncpg.Pool, clock_s: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        clock_s: Callable[[], float] = time.time,
+        *,
+        api_key_derivation_key: bytes = b"",
+    ) -> None:
         self._pool = pool
         self._clock_s = clock_s
         self._tokens: dict[bytes, tuple[Principal, float]] = {}
+        self._api_key_derivation_key = api_key_derivation_key
+        self._api_keys: dict[str, _LiveApiKey] = {}
+        self.signatures = signatures.SignatureVerifier()
 
     async def ensure_application(self, name: str, client_id: str, secret: str, scopes: str) -> None:
         """The bootstrap application exists with exactly this secret (idempotent)."""
@@ -216,6 +251,68 @@ class Authority:
             "scope": scope_text,
         }
 
+    def now_s(self) -> float:
+        return self._clock_s()
+
+    async def create_api_key(
+        self, creator: Principal, scopes: str, signature_required: bool
+    ) -> tuple[ApiKey, str]:
+        """A new API key of the creator's partner; its secret is returned this once."""
+        api_key, salt = signatures.new_api_key()
+        row = await self._pool.fetchrow(
+            "INSERT INTO api_keys (api_key, partner_id, created_by, scopes, signature_required,"
+            " salt) VALUES ($1, $2, $3, $4, $5, $6) RETURNING *",
+            api_key,
+            creator.partner_id,
+            creator.client_id,
+            scopes,
+            signature_required,
+            salt,
+        )
+        assert row is not None
+        secret = signatures.derive_secret(self._api_key_derivation_key, api_key, salt)
+        return api_key_from_row(row), secret
+
+    async def live_api_keys(self, partner_id: str) -> list[ApiKey]:
+        rows = await self._pool.fetch(
+            "SELECT * FROM api_keys WHERE partner_id = $1 AND revoked_at IS NULL"
+            " ORDER BY created_at, api_key",
+            partner_id,
+        )
+        return [api_key_from_row(row) for row in rows]
+
+    async def revoke_api_key(self, partner_id: str, api_key: str) -> bool:
+        revoked = await self._pool.fetchval(
+            "UPDATE api_keys SET revoked_at = now()"
+            " WHERE api_key = $1 AND partner_id = $2 AND revoked_at IS NULL RETURNING api_key",
+            api_key,
+            partner_id,
+        )
+        self._api_keys.pop(api_key, None)
+        return revoked is not None
+
+    async def api_key(self, api_key: str) -> _LiveApiKey | None:
+        """A live key with its derived secret (cached until revoked)."""
+        live = self._api_keys.get(api_key)
+        if live is not None:
+            return live
+        if len(api_key) > signatures.API_KEY_LENGTH_MAX:
+            return None
+        row = await self._pool.fetchrow(
+            "SELECT * FROM api_keys WHERE api_key = $1 AND revoked_at IS NULL", api_key
+        )
+        if row is None:
+            return None
+        principal = Principal(
+            f"apikey:{api_key}", frozenset(row["scopes"].split()), row["partner_id"]
+        )
+        secret = signatures.derive_secret(self._api_key_derivation_key, api_key, row["salt"])
+        live = _LiveApiKey(principal, secret, row["signature_required"])
+        if len(self._api_keys) >= TOKEN_CACHE_MAX:
+            self._api_keys.pop(next(iter(self._api_keys)))
+        self._api_keys[api_key] = live
+        return live
+
     async def authenticate(self, token: str) -> Principal | None:
         digest = token_digest(token)
         cached = self._tokens.get(digest)
@@ -266,23 +363,12 @@ class AuthMiddleware:
         scope = required_scope(resource, req.method)
         if scope is None:
             return
-        header = req.get_header("Authorization") or ""
-        kind, _, token = header.partition(" ")
-        if kind.lower() != "bearer" or not token.strip():
-            raise Problem(
-                401,
-                "unauthorized",
-                "a bearer token is required",
-                headers={"WWW-Authenticate": 'Bearer realm="strongroom"'},
-            )
-        principal = await self.authority.authenticate(token.strip())
-        if principal is None:
-            raise Problem(
-                401,
-                "invalid_token",
-                "the access token is invalid, expired or revoked",
-                headers={"WWW-Authenticate": 'Bearer realm="strongroom", error="invalid_token"'},
-            )
+        header = req.get_header("Authorization")
+        api_key = req.get_header("APIKEY")
+        if header is None and api_key is not None:
+            principal = await self._api_key_principal(req, api_key)
+        else:
+            principal = await self._bearer_principal(header or "")
         if not principal.allows(scope):
             raise Problem(
                 403,
@@ -295,3 +381,45 @@ class AuthMiddleware:
                 },
             )
         req.context.principal = principal
+
+    async def _bearer_principal(self, header: str) -> Principal:
+        kind, _, token = header.partition(" ")
+        if kind.lower() != "bearer" or not token.strip():
+            raise Problem(
+                401,
+                "unauthorized",
+                "a bearer token or an API key is required",
+                headers={"WWW-Authenticate": 'Bearer realm="strongroom"'},
+            )
+        principal = await self.authority.authenticate(token.strip())
+        if principal is None:
+            raise Problem(
+                401,
+                "invalid_token",
+                "the access token is invalid, expired or revoked",
+                headers={"WWW-Authenticate": 'Bearer realm="strongroom", error="invalid_token"'},
+            )
+        return principal
+
+    async def _api_key_principal(self, req: falcon.asgi.Request, api_key: str) -> Principal:
+        """APIKEY alone, or with TIMESTAMP, CONTENT and SIGNATURE when the key requires it
+        (SPEC §5). The body is read here to be checked and kept for the resource."""
+        live = await self.authority.api_key(api_key)
+        if live is None:
+            raise Problem(401, "invalid_api_key", "the API key is unknown or revoked")
+        if live.signature_required:
+            body = await read_bytes(req)
+            req.context.body = body
+            try:
+                self.authority.signatures.verify(
+                    api_key=api_key,
+                    secret=live.secret,
+                    timestamp=req.get_header("TIMESTAMP") or "",
+                    content=req.get_header("CONTENT") or "",
+                    signature=req.get_header("SIGNATURE") or "",
+                    body=body,
+                    now_s=self.authority.now_s(),
+                )
+            except SignatureRejected as error:
+                raise Problem(401, "invalid_signature", error.reason) from None
+        return live.principal

@@ -18,6 +18,11 @@ _NAMED_FIELD = re.compile(r"(?:unknown|missing required) field `(?P<field>[^`]+)
 
 
 async def read_bytes(req: falcon.asgi.Request, size_max: int = BODY_SIZE_MAX) -> bytes:
+    """The body, at most `size_max` bytes (the auth middleware may have read it already to
+    check a signature: it is kept in `req.context.body`)."""
+    read: bytes | None = req.context.get("body")
+    if read is not None:
+        return read
     length = req.content_length
     if length is not None and length > size_max:
         raise Problem(413, "body_too_large", f"request body is limited to {size_max} bytes")

@@ -1,0 +1,1 @@
+"""Identity: who is calling — partners' API keys, request signatures, users' logins."""
