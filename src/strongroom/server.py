@@ -39,6 +39,9 @@ from strongroom.http.auth import Authority
 from strongroom.http.context import Services
 from strongroom.http.feed import FeedSettings, FeedThread
 from strongroom.http.market_data import MarketData
+from strongroom.identity.at_rest import ServerSealer
+from strongroom.identity.credentials import UserTokens
+from strongroom.identity.users import Users
 from strongroom.persistence import repositories
 from strongroom.persistence.database import EmbeddedPostgres, create_pool, migrate
 from strongroom.persistence.journal import Journal
@@ -242,11 +245,15 @@ async def serve(settings: Settings) -> int:
     pool, trading, state = core.pool, core.trading, core.recovered
     loop = asyncio.get_running_loop()
     derivation_key = load_key(settings.data_dir)
-    authority = Authority(
-        pool,
-        # API key secrets come from the same key as MTF secrets, on a label of their own.
-        api_key_derivation_key=hmac.new(derivation_key, b"api keys", hashlib.sha256).digest(),
-    )
+
+    def labelled(label: bytes) -> bytes:
+        """A key of its own per use, from the one key kept outside the database."""
+        return hmac.new(derivation_key, label, hashlib.sha256).digest()
+
+    authority = Authority(pool, api_key_derivation_key=labelled(b"api keys"))
+    users = Users(pool, ServerSealer(labelled(b"secrets at rest")), UserTokens(labelled(b"jwt")))
+    await users.resume()
+    authority.users = users
     await bootstrap_admin(authority, settings)
     credentials = CredentialStore(pool, derivation_key, Keyring())
     market_data = MarketData(config)
@@ -272,6 +279,7 @@ async def serve(settings: Settings) -> int:
         wallet_owners=await repositories.all_wallet_owners(pool),
         mtf_credentials=credentials,
         feed=feed,
+        users=users,
     )
     services.readiness.database = True
     services.readiness.listeners.update(http=False, mtf=False, feed=True)
@@ -329,6 +337,7 @@ async def serve(settings: Settings) -> int:
     await serving
     await gateway.stop()
     await feed.stop()
+    await users.stop()
     await core.stop()
     if embedded is not None:
         await asyncio.to_thread(embedded.stop)

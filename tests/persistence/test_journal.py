@@ -117,6 +117,7 @@ async def test_migrations_are_applied_once(pool: asyncpg.Pool) -> None:
         "0002_mtf.sql",
         "0003_partners.sql",
         "0004_api_keys.sql",
+        "0005_users.sql",
     ]
 
 

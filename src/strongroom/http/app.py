@@ -23,6 +23,7 @@ from strongroom.http.resources import (
     orders,
     page,
     system,
+    users,
     wallets,
 )
 
@@ -71,6 +72,16 @@ def create_app(services: Services) -> falcon.asgi.App[Any, Any]:
     route("/o/apps/{application_id}/", applications.ApplicationResource(services))
     route("/api-keys/", api_keys.ApiKeysResource(services))
     route("/api-keys/{api_key}/", api_keys.ApiKeyResource(services))
+    route("/users/register", users.RegisterResource(services))
+    route("/users/login", users.LoginResource(services))
+    route("/users/2fa/setup", users.TwoFactorSetupResource(services))
+    route("/users/2fa/confirm", users.TwoFactorConfirmResource(services))
+    route("/users/master-password", users.MasterPasswordResource(services))
+    route("/users/me/profile", users.ProfileResource(services))
+    route("/users/me/profile/basic", users.ProfileResource(services, basic=True))
+    route("/users/me/deposit-keys", users.DepositKeysResource(services))
+    route("/user/me/", users.TenantResource(services))
+    route("/user/fees/", users.FeesResource(services))
     route("/openapi.json", system.OpenApiResource())
     route("/docs", system.DocsResource())
     route("/wallets/", wallets.WalletsResource(services))

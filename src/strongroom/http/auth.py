@@ -27,7 +27,10 @@ import falcon.asgi
 from strongroom.http.body import read_bytes
 from strongroom.http.problems import Problem
 from strongroom.identity import signatures
-from strongroom.identity.errors import SignatureRejected
+from strongroom.identity.errors import InvalidToken, SignatureRejected
+from strongroom.identity.users import Users
+
+USER_SCOPES = frozenset({"read", "write"})
 
 SCOPES = ("read", "write", "admin")
 TOKEN_LIFETIME_S = 3600
@@ -69,6 +72,8 @@ class Principal:
     client_id: str
     scopes: frozenset[str]
     partner_id: str
+    user_id: str | None = None  # a user's token: it acts on that user's vault only
+    wallet_id: str | None = None  # the user's vault
 
     def allows(self, scope: str) -> bool:
         # admin is the operator's scope and includes the others.
@@ -143,6 +148,7 @@ class Authority:
         self._api_key_derivation_key = api_key_derivation_key
         self._api_keys: dict[str, _LiveApiKey] = {}
         self.signatures = signatures.SignatureVerifier()
+        self.users: Users | None = None  # user tokens are accepted once set
 
     async def ensure_application(self, name: str, client_id: str, secret: str, scopes: str) -> None:
         """The bootstrap application exists with exactly this secret (idempotent)."""
@@ -338,6 +344,15 @@ class Authority:
         return principal
 
 
+def invalid_token(detail: str) -> Problem:
+    return Problem(
+        401,
+        "invalid_token",
+        detail,
+        headers={"WWW-Authenticate": 'Bearer realm="strongroom", error="invalid_token"'},
+    )
+
+
 def required_scope(resource: object, method: str) -> str | None:
     """The scope a route needs; None for public routes."""
     if getattr(resource, "public", False):
@@ -369,6 +384,8 @@ class AuthMiddleware:
             principal = await self._api_key_principal(req, api_key)
         else:
             principal = await self._bearer_principal(header or "")
+        if principal.user_id is not None and not getattr(resource, "users", False):
+            raise Problem(403, "partners_only", "this call is for partners, not users")
         if not principal.allows(scope):
             raise Problem(
                 403,
@@ -391,15 +408,25 @@ class AuthMiddleware:
                 "a bearer token or an API key is required",
                 headers={"WWW-Authenticate": 'Bearer realm="strongroom"'},
             )
-        principal = await self.authority.authenticate(token.strip())
+        token = token.strip()
+        users = self.authority.users
+        if token.count(".") == 2 and users is not None:
+            return await self._user_principal(users, token)
+        principal = await self.authority.authenticate(token)
         if principal is None:
-            raise Problem(
-                401,
-                "invalid_token",
-                "the access token is invalid, expired or revoked",
-                headers={"WWW-Authenticate": 'Bearer realm="strongroom", error="invalid_token"'},
-            )
+            raise invalid_token("the access token is invalid, expired or revoked")
         return principal
+
+    async def _user_principal(self, users: Users, token: str) -> Principal:
+        try:
+            claims = users.tokens.verify(token, self.authority.now_s())
+        except InvalidToken as error:
+            raise invalid_token(f"the user token is not valid: {error.reason}") from None
+        identity = await users.identity(claims.uid)
+        if identity is None or identity[0] != claims.partner_id:
+            raise invalid_token("the user token names no user")
+        partner_id, wallet_id = identity
+        return Principal(f"user:{claims.uid}", USER_SCOPES, partner_id, claims.uid, wallet_id)
 
     async def _api_key_principal(self, req: falcon.asgi.Request, api_key: str) -> Principal:
         """APIKEY alone, or with TIMESTAMP, CONTENT and SIGNATURE when the key requires it

@@ -11,6 +11,7 @@ from strongroom.config import TradingConfig
 from strongroom.http.auth import Authority, Principal
 from strongroom.http.feed import FeedThread
 from strongroom.http.problems import Problem, invalid, not_found
+from strongroom.identity.users import Users
 from strongroom.service import Trading
 from strongroom.wire.credentials import CredentialStore
 
@@ -34,6 +35,7 @@ class Services:
     wallet_owners: dict[str, str]
     mtf_credentials: CredentialStore
     feed: FeedThread
+    users: Users
     readiness: Readiness = field(default_factory=Readiness)
 
     @property
@@ -42,6 +44,8 @@ class Services:
         return self.feed.port
 
     def wallet_visible(self, principal: Principal, wallet_id: str) -> bool:
+        if principal.user_id is not None:
+            return wallet_id == principal.wallet_id
         owner = self.wallet_owners.get(wallet_id)
         return owner is not None and (principal.admin or owner == principal.partner_id)
 

@@ -1,1 +1,1 @@
-"""Identity: who is calling — partners' API keys, request signatures, users' logins."""
+"""Identity: who is calling — partners' API keys, request signatures, users' logins and vaults."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
 import asyncpg
@@ -123,3 +124,47 @@ async def trade_volumes(pool: asyncpg.Pool, since_s: float) -> list[tuple[str, i
         since_s,
     )
     return [(row["market"], row["minute"], row["lots"]) for row in rows]
+
+
+async def recent_deposits(pool: asyncpg.Pool, wallet_id: str, limit: int) -> list[DepositState]:
+    rows = await pool.fetch(
+        "SELECT * FROM deposits WHERE wallet_id = $1 ORDER BY deposit_id DESC LIMIT $2",
+        wallet_id,
+        limit,
+    )
+    return [deposit_from_row(row) for row in rows]
+
+
+async def master_wallet(pool: asyncpg.Pool, partner_id: str) -> str:
+    """The partner's master wallet, made on first use."""
+    existing: str | None = await pool.fetchval(
+        "SELECT master_wallet_id FROM partners WHERE partner_id = $1", partner_id
+    )
+    if existing is not None:
+        return existing
+    wallet_id = str(uuid.uuid4())
+    async with pool.acquire() as connection, connection.transaction():
+        await connection.execute(
+            "INSERT INTO wallets (wallet_id, owner, name, external_id, created_at, updated_at)"
+            " VALUES ($1, $2, 'master', NULL, now(), now())",
+            wallet_id,
+            partner_id,
+        )
+        made: str = await connection.fetchval(
+            "INSERT INTO partners (partner_id, master_wallet_id) VALUES ($1, $2)"
+            " ON CONFLICT (partner_id) DO UPDATE SET partner_id = excluded.partner_id"
+            " RETURNING master_wallet_id",
+            partner_id,
+            wallet_id,
+        )
+    return made
+
+
+async def account_totals(pool: asyncpg.Pool, codes: tuple[int, ...]) -> dict[str, int]:
+    """Sum per currency of the ledger's balances of the given account codes."""
+    rows = await pool.fetch(
+        "SELECT currency, sum(amount)::bigint AS amount FROM balances"
+        " WHERE code = any($1::smallint[]) GROUP BY currency",
+        list(codes),
+    )
+    return {row["currency"]: row["amount"] for row in rows}

@@ -67,6 +67,8 @@ def refusal_problem(reply: Refused) -> Problem:
 
 
 class OrdersResource:
+    users = True  # a user trades from its own vault
+
     def __init__(self, services: Services) -> None:
         self.services = services
 
@@ -192,6 +194,8 @@ class ReplaceIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class OrderResource:
+    users = True  # a user acts on its own vault's orders
+
     def __init__(self, services: Services) -> None:
         self.services = services
 

@@ -70,6 +70,8 @@ class WalletsResource:
 
 
 class WalletResource:
+    users = True  # a user reads its own vault
+
     def __init__(self, services: Services) -> None:
         self.services = services
 
