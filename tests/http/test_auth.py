@@ -261,3 +261,8 @@ def test_docs_page_is_html(anonymous: httpx.Client) -> None:
     response = anonymous.get("/docs")
     assert response.headers["content-type"].startswith("text/html")
     assert "<html" in response.text.lower()
+    assert "http://" not in response.text and "https://" not in response.text  # no CDN
+    for asset in ("/docs/static/swagger-ui-bundle.js", "/docs/static/swagger-ui.css"):
+        assert asset in response.text
+        served = anonymous.get(asset)
+        assert served.status_code == 200 and len(served.content) > 10_000, asset

@@ -9,6 +9,7 @@ import falcon
 import falcon.asgi
 import falcon.media
 import msgspec
+import swagger_ui_bundle
 from loguru import logger
 
 from strongroom.http import problems
@@ -57,6 +58,45 @@ def _json_handler() -> falcon.media.JSONHandler:
     return falcon.media.JSONHandler(dumps=encoder.encode, loads=msgspec.json.decode)
 
 
+def routes(services: Services) -> list[tuple[str, object]]:
+    """Every route with its resource: what is served, and what the OpenAPI document says."""
+    served: list[tuple[str, object]] = [
+        ("/", page.PageResource(services)),
+        ("/status/", system.StatusResource(services)),
+        ("/o/token/", system.TokenResource(services)),
+        ("/o/apps/", applications.ApplicationsResource(services)),
+        ("/o/apps/{application_id}/", applications.ApplicationResource(services)),
+        ("/api-keys/", api_keys.ApiKeysResource(services)),
+        ("/api-keys/{api_key}/", api_keys.ApiKeyResource(services)),
+        ("/users/register", users.RegisterResource(services)),
+        ("/users/login", users.LoginResource(services)),
+        ("/users/2fa/setup", users.TwoFactorSetupResource(services)),
+        ("/users/2fa/confirm", users.TwoFactorConfirmResource(services)),
+        ("/users/master-password", users.MasterPasswordResource(services)),
+        ("/users/me/profile", users.ProfileResource(services)),
+        ("/users/me/profile/basic", users.ProfileResource(services, basic=True)),
+        ("/users/me/deposit-keys", users.DepositKeysResource(services)),
+        ("/user/me/", users.TenantResource(services)),
+        ("/user/fees/", users.FeesResource(services)),
+        ("/docs", system.DocsResource()),
+        ("/wallets/", wallets.WalletsResource(services)),
+        ("/wallets/{wallet_id}/", wallets.WalletResource(services)),
+        ("/wallets/{wallet_id}/mtf-credentials/", mtf.MtfCredentialsResource(services)),
+        ("/wallets/{wallet_id}/mtf-credentials/{client_id}/", mtf.MtfCredentialResource(services)),
+        ("/management/v2/deposits/new", management.DepositsNewResource(services)),
+        ("/management/v2/deposits/get", management.DepositsGetResource(services)),
+        ("/management/v2/deposits/state", management.DepositStateResource(services)),
+        ("/management/v2/accounts/balance", management.AccountBalanceResource(services)),
+        ("/orders/", orders.OrdersResource(services)),
+        ("/orders/{order_id}/", orders.OrderResource(services)),
+        ("/markets/", markets.MarketsResource(services)),
+        ("/markets/{market}/depth", markets.DepthResource(services)),
+        ("/markets/{market}/trades", markets.TradesResource(services)),
+    ]
+    served.append(("/openapi.json", system.OpenApiResource(served)))
+    return served
+
+
 def create_app(services: Services) -> falcon.asgi.App[Any, Any]:
     middleware: list[Any] = [RequestIdMiddleware(), AuthMiddleware(services.authority)]
     app: falcon.asgi.App[Any, Any] = falcon.asgi.App(middleware=middleware, cors_enable=False)
@@ -64,37 +104,7 @@ def create_app(services: Services) -> falcon.asgi.App[Any, Any]:
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = handler
     app.req_options.strip_url_path_trailing_slash = False
     problems.install(app)
-    route = app.add_route
-    route("/", page.PageResource(services))
-    route("/status/", system.StatusResource(services))
-    route("/o/token/", system.TokenResource(services))
-    route("/o/apps/", applications.ApplicationsResource(services))
-    route("/o/apps/{application_id}/", applications.ApplicationResource(services))
-    route("/api-keys/", api_keys.ApiKeysResource(services))
-    route("/api-keys/{api_key}/", api_keys.ApiKeyResource(services))
-    route("/users/register", users.RegisterResource(services))
-    route("/users/login", users.LoginResource(services))
-    route("/users/2fa/setup", users.TwoFactorSetupResource(services))
-    route("/users/2fa/confirm", users.TwoFactorConfirmResource(services))
-    route("/users/master-password", users.MasterPasswordResource(services))
-    route("/users/me/profile", users.ProfileResource(services))
-    route("/users/me/profile/basic", users.ProfileResource(services, basic=True))
-    route("/users/me/deposit-keys", users.DepositKeysResource(services))
-    route("/user/me/", users.TenantResource(services))
-    route("/user/fees/", users.FeesResource(services))
-    route("/openapi.json", system.OpenApiResource())
-    route("/docs", system.DocsResource())
-    route("/wallets/", wallets.WalletsResource(services))
-    route("/wallets/{wallet_id}/", wallets.WalletResource(services))
-    route("/wallets/{wallet_id}/mtf-credentials/", mtf.MtfCredentialsResource(services))
-    route("/wallets/{wallet_id}/mtf-credentials/{client_id}/", mtf.MtfCredentialResource(services))
-    route("/management/v2/deposits/new", management.DepositsNewResource(services))
-    route("/management/v2/deposits/get", management.DepositsGetResource(services))
-    route("/management/v2/deposits/state", management.DepositStateResource(services))
-    route("/management/v2/accounts/balance", management.AccountBalanceResource(services))
-    route("/orders/", orders.OrdersResource(services))
-    route("/orders/{order_id}/", orders.OrderResource(services))
-    route("/markets/", markets.MarketsResource(services))
-    route("/markets/{market}/depth", markets.DepthResource(services))
-    route("/markets/{market}/trades", markets.TradesResource(services))
+    for path, resource in routes(services):
+        app.add_route(path, resource)
+    app.add_static_route("/docs/static", swagger_ui_bundle.swagger_ui_path)
     return app

@@ -386,6 +386,8 @@ class AuthMiddleware:
             principal = await self._bearer_principal(header or "")
         if principal.user_id is not None and not getattr(resource, "users", False):
             raise Problem(403, "partners_only", "this call is for partners, not users")
+        if principal.user_id is None and not getattr(resource, "partners", True):
+            raise Problem(403, "users_only", "this call takes a user's token (POST /users/login)")
         if not principal.allows(scope):
             raise Problem(
                 403,

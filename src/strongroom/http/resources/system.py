@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import falcon
 import falcon.asgi
 import msgspec
@@ -76,8 +78,12 @@ class TokenResource:
 class OpenApiResource:
     public = True
 
+    def __init__(self, routes: Sequence[tuple[str, object]]) -> None:
+        # Made once, with itself among the routes: it is part of what is served.
+        self.document = document([*routes, ("/openapi.json", self)])
+
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        resp.media = document()
+        resp.media = self.document
 
 
 class DocsResource:

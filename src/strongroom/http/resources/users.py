@@ -137,15 +137,15 @@ class LoginResource:
 
 
 def user_id(req: falcon.asgi.Request) -> str:
-    """The calling user; a partner's token is refused on a user's own calls."""
+    """The calling user (`AuthMiddleware` lets only users call `partners = False` routes)."""
     uid = principal(req).user_id
-    if uid is None:
-        raise Problem(403, "users_only", "this call takes a user's token (POST /users/login)")
+    assert uid is not None
     return uid
 
 
 class TwoFactorSetupResource:
     users = True
+    partners = False  # a user's own call
 
     def __init__(self, services: Services) -> None:
         self.services = services
@@ -158,6 +158,7 @@ class TwoFactorSetupResource:
 
 class TwoFactorConfirmResource:
     users = True
+    partners = False  # a user's own call
 
     def __init__(self, services: Services) -> None:
         self.services = services
@@ -172,6 +173,7 @@ class TwoFactorConfirmResource:
 
 class MasterPasswordResource:
     users = True
+    partners = False  # a user's own call
 
     def __init__(self, services: Services) -> None:
         self.services = services
@@ -207,6 +209,7 @@ async def deposit_keys(services: Services, uid: str) -> list[dict[str, str]]:
 
 class ProfileResource:
     users = True
+    partners = False  # a user's own call
     basic = False
 
     def __init__(self, services: Services, *, basic: bool = False) -> None:
@@ -240,6 +243,7 @@ class ProfileResource:
 
 class DepositKeysResource:
     users = True
+    partners = False  # a user's own call
 
     def __init__(self, services: Services) -> None:
         self.services = services
