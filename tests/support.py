@@ -94,3 +94,10 @@ def assert_quiet(client: httpx.Client, market: str, low: str, high: str) -> None
     book = depth(client, market)
     assert not book["bids"] or Decimal(book["bids"][0][0]) < Decimal(low), f"stray bid: {book}"
     assert not book["asks"] or Decimal(book["asks"][0][0]) > Decimal(high), f"stray ask: {book}"
+
+
+def assert_not_logged(log: str, *secrets: str) -> None:
+    """None of `secrets` (passwords, OTPs, tokens, keys) is anywhere in the server's log."""
+    for secret in secrets:
+        assert secret, "an empty secret proves nothing"
+        assert secret not in log, f"a secret reached the log: {secret[:4]}…"

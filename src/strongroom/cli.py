@@ -129,11 +129,13 @@ HUMAN_FORMAT = (
 
 
 def configure_logging(level: str, json_logs: bool) -> None:
+    """`diagnose=False`: loguru would otherwise print the values of a traceback's local
+    variables, which may be passwords, OTPs or secrets."""
     logger.remove()
     if json_logs:
-        logger.add(sys.stderr, level=level.upper(), serialize=True)
+        logger.add(sys.stderr, level=level.upper(), serialize=True, diagnose=False)
     else:
-        logger.add(sys.stderr, level=level.upper(), format=HUMAN_FORMAT)
+        logger.add(sys.stderr, level=level.upper(), format=HUMAN_FORMAT, diagnose=False)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.server import ServerProcess
-from tests.support import assert_problem
+from tests.support import assert_not_logged, assert_problem
 
 
 def create_key(client: httpx.Client, **body: Any) -> dict[str, Any]:
@@ -57,7 +57,7 @@ def test_a_key_without_signatures_authenticates_with_apikey_alone(
 
 
 def test_signed_requests_work_once_and_bad_ones_are_refused(
-    admin: httpx.Client, anonymous: httpx.Client
+    server: ServerProcess, admin: httpx.Client, anonymous: httpx.Client
 ) -> None:
     key = create_key(admin, scopes=["read", "write"], signature_required=True)
     assert_problem(anonymous.get("/wallets/", headers={"APIKEY": key["apikey"]}), 401,
@@ -90,6 +90,7 @@ def test_signed_requests_work_once_and_bad_ones_are_refused(
         )
         assert_problem(response, 401, "invalid_signature")
     assert len(admin.get("/wallets/", params={"limit": 1000}).json()) == before
+    assert_not_logged(server.log_path.read_text(errors="replace"), key["secret"])
 
 
 def test_unknown_and_revoked_keys_are_refused_at_once(

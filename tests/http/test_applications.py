@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.server import ServerProcess
-from tests.support import assert_problem, new_wallet
+from tests.support import assert_not_logged, assert_problem, new_wallet
 
 
 def token_client(
@@ -113,6 +113,25 @@ def test_deleting_an_application_revokes_its_tokens_at_once(
     )  # fmt: skip
     assert refused.status_code == 401 and refused.json()["error"] == "invalid_client"
     assert_problem(client.delete(f"/o/apps/{doomed['id']}/"), 404, "not_found")
+    assert_not_logged(server.log_path.read_text(errors="replace"), doomed["client_secret"])
+
+
+def test_a_client_revokes_its_token_at_once(server: ServerProcess, admin: httpx.Client) -> None:
+    application = create(admin, name="revoking", scopes="read")
+    revoke = f"{server.base_url}/o/revoke_token/"
+    credentials = {"client_id": application["client_id"],
+                   "client_secret": application["client_secret"]}  # fmt: skip
+    with token_client(server, application) as client:
+        token = client.headers["Authorization"].partition(" ")[2]
+        assert client.get("/wallets/").status_code == 200
+        wrong = httpx.post(revoke, data={**credentials, "client_secret": "x", "token": token})
+        assert wrong.status_code == 401 and wrong.json()["error"] == "invalid_client"
+        assert client.get("/wallets/").status_code == 200
+        assert httpx.post(revoke, data={**credentials, "token": token}).status_code == 200
+        assert_problem(client.get("/wallets/"), 401, "invalid_token")
+    assert httpx.post(revoke, data={**credentials, "token": "unknown"}).status_code == 200
+    missing = httpx.post(revoke, data=credentials)
+    assert missing.status_code == 400 and missing.json()["error"] == "invalid_request"
 
 
 @pytest.mark.parametrize(

@@ -3,8 +3,11 @@ as the authenticator, the master password and the vault, profiles and deposit ke
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import time
 import uuid
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -13,11 +16,20 @@ import pytest
 from bip_utils import SegwitBech32Decoder  # type: ignore[import-untyped, unused-ignore]
 from Crypto.Hash import keccak  # type: ignore[import-untyped, unused-ignore]
 
+from strongroom.identity.credentials import UserTokens
 from tests.server import ServerProcess
-from tests.support import assert_problem, deposit, new_wallet
+from tests.support import (
+    assert_not_logged,
+    assert_problem,
+    assert_quiet,
+    deposit,
+    new_wallet,
+    order,
+)
 
 PASSWORD = "Correct-Horse-Battery-9"
 MASTER_PASSWORD = "Vault-Master-Password-42!"
+SEEN: list[str] = []  # secrets the tests handled: none may reach the server's log
 
 
 def email() -> str:
@@ -71,6 +83,7 @@ def test_register_log_in_2fa_master_password_vault_and_deposit_keys(
         assert basic["uid"] == user["uid"] and basic["vault_status"] == "PREPARING"
         assert_problem(client.get("/users/me/deposit-keys"), 409, "vault_not_ready")
         setup = client.post("/users/2fa/setup").json()
+        SEEN.extend((setup["secret"], token))
         assert setup["otpauth_uri"].startswith("otpauth://totp/")
         totp = pyotp.TOTP(setup["secret"])
         wrong = "000000" if totp.now() != "000000" else "111111"
@@ -85,6 +98,7 @@ def test_register_log_in_2fa_master_password_vault_and_deposit_keys(
     assert logged.status_code == 200, logged.text
     assert_problem(login(anonymous, address, otp=code), 401, "otp_rejected")
     token = logged.json()["access_token"]
+    SEEN.extend((code, token, totp.at(now - 30), totp.at(now + 30)))
     with as_user(server, token) as client:
         weak = client.post("/users/master-password", json={"master_password": "short", "otp": "1"})
         assert_problem(weak, 422, "weak_password")
@@ -173,17 +187,57 @@ def test_bad_registrations_and_logins_get_precise_problems_and_create_nothing(
     assert int(throttled.headers["Retry-After"]) > 0
 
 
+def fee_revenue(admin: httpx.Client) -> dict[str, Decimal]:
+    return {r["currency"]: Decimal(r["amount"]) for r in admin.get("/user/fees/").json()["fees"]}
+
+
 def test_partner_record_and_fee_revenue(server: ServerProcess, admin: httpx.Client) -> None:
     record = admin.get("/user/me/").json()
     assert record["master_wallet_id"] == admin.get("/user/me/").json()["master_wallet_id"]
     assert admin.get(f"/wallets/{record['master_wallet_id']}/").status_code == 200
-    fees = {row["currency"]: row["amount"] for row in admin.get("/user/fees/").json()["fees"]}
-    assert set(fees) == {"USD", "EUR", "USDT", "BTC", "ETH"}
+    before = fee_revenue(admin)
+    assert set(before) == {"USD", "EUR", "USDT", "BTC", "ETH"}
+    assert_quiet(admin, "ETH-USDT", "1500.00", "1500.00")
+    seller, buyer = new_wallet(admin, "fee seller"), new_wallet(admin, "fee buyer")
+    deposit(admin, seller, "ETH", "1")
+    deposit(admin, buyer, "USDT", "10000")
+    order(admin, seller, "ETH-USDT", side="sell", price="1500.00", quantity="1.000")
+    order(admin, buyer, "ETH-USDT", side="buy", price="1500.00", quantity="1.000")
+    after = fee_revenue(admin)
+    # Maker 0.10 % of the 1500 USDT it receives, taker 0.20 % of the 1 ETH it receives.
+    assert after["USDT"] - before["USDT"] == Decimal("1.500000")
+    assert after["ETH"] - before["ETH"] == Decimal("0.00200000")
     with server.client(scope="read write") as partner:
         assert_problem(partner.get("/user/fees/"), 403, "insufficient_scope")
 
 
+def test_an_expired_or_foreign_user_token_is_refused(
+    server: ServerProcess, admin: httpx.Client, anonymous: httpx.Client
+) -> None:
+    """Tokens made here with the server's own key (from its data dir), as an attacker who
+    stole it long ago, or a clock an hour late, would hold them."""
+    address = email()
+    user = register(admin, address)
+    key = bytes.fromhex((server.data_dir / "mtf-secret.key").read_text().strip())
+    tokens = UserTokens(hmac.new(key, b"jwt", hashlib.sha256).digest())
+    partner_id = admin.get("/user/me/").json()["partner_id"]
+    expired = tokens.issue(user["uid"], partner_id, time.time() - 7200)
+    body = assert_problem(as_user(server, expired).get("/users/me/profile"), 401, "invalid_token")
+    assert "expired" in body["detail"]
+    fresh = tokens.issue(user["uid"], partner_id, time.time())
+    assert as_user(server, fresh).get("/users/me/profile").status_code == 200
+    other = tokens.issue(user["uid"], "another-partner", time.time())
+    assert_problem(as_user(server, other).get("/users/me/profile"), 401, "invalid_token")
+    foreign = UserTokens(b"k" * 32).issue(user["uid"], partner_id, time.time())
+    assert_problem(as_user(server, foreign).get("/users/me/profile"), 401, "invalid_token")
+    huge = anonymous.post("/users/login", content=b'{"email": "' + b"a" * 70_000 + b'"}',
+                          headers={"Content-Type": "application/json"})  # fmt: skip
+    assert_problem(huge, 413, "body_too_large")
+
+
 def test_no_password_otp_or_secret_reaches_the_log(server: ServerProcess) -> None:
     log = server.log_path.read_text(errors="replace")
-    for secret in (PASSWORD, MASTER_PASSWORD, "PRIVATE KEY", "otpauth://", "Wrong-Password-123"):
-        assert secret not in log
+    assert len(SEEN) >= 6, "the flows above ran and handled secrets"
+    assert_not_logged(
+        log, PASSWORD, MASTER_PASSWORD, "PRIVATE KEY", "otpauth://", "Wrong-Password-123", *SEEN
+    )

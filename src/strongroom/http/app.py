@@ -64,6 +64,7 @@ def routes(services: Services) -> list[tuple[str, object]]:
         ("/", page.PageResource(services)),
         ("/status/", system.StatusResource(services)),
         ("/o/token/", system.TokenResource(services)),
+        ("/o/revoke_token/", system.RevokeTokenResource(services)),
         ("/o/apps/", applications.ApplicationsResource(services)),
         ("/o/apps/{application_id}/", applications.ApplicationResource(services)),
         ("/api-keys/", api_keys.ApiKeysResource(services)),

@@ -226,13 +226,7 @@ class Authority:
     ) -> dict[str, Any]:
         if grant_type != "client_credentials":
             raise TokenError(400, "unsupported_grant_type", "only client_credentials is supported")
-        if not client_id or not secret:
-            raise TokenError(401, "invalid_client", "client_id and client_secret are required")
-        row = await self._pool.fetchrow(
-            "SELECT secret_hash, scopes FROM oauth_applications WHERE client_id = $1", client_id
-        )
-        if row is None or not await asyncio.to_thread(verify_secret, secret, row["secret_hash"]):
-            raise TokenError(401, "invalid_client", "unknown client or wrong secret")
+        row = await self._check_client(client_id, secret)
         allowed = frozenset(row["scopes"].split())
         requested = allowed if scope is None or not scope.strip() else parse_scopes(scope)
         if requested is None or not requested <= allowed:
@@ -318,6 +312,29 @@ class Authority:
             self._api_keys.pop(next(iter(self._api_keys)))
         self._api_keys[api_key] = live
         return live
+
+    async def _check_client(self, client_id: str | None, secret: str | None) -> asyncpg.Record:
+        if not client_id or not secret:
+            raise TokenError(401, "invalid_client", "client_id and client_secret are required")
+        row = await self._pool.fetchrow(
+            "SELECT secret_hash, scopes FROM oauth_applications WHERE client_id = $1", client_id
+        )
+        if row is None or not await asyncio.to_thread(verify_secret, secret, row["secret_hash"]):
+            raise TokenError(401, "invalid_client", "unknown client or wrong secret")
+        return row
+
+    async def revoke_token(self, client_id: str | None, secret: str | None, token: str) -> None:
+        """RFC 7009: a client revokes one of its own tokens; anything else changes nothing."""
+        await self._check_client(client_id, secret)
+        digest = token_digest(token)
+        revoked = await self._pool.fetchval(
+            "UPDATE access_tokens SET revoked = true WHERE token_hash = $1 AND client_id = $2"
+            " RETURNING client_id",
+            digest,
+            client_id,
+        )
+        if revoked is not None:
+            self._tokens.pop(digest, None)
 
     async def authenticate(self, token: str) -> Principal | None:
         digest = token_digest(token)

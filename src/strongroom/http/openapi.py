@@ -32,6 +32,7 @@ OPERATIONS: tuple[tuple[str, str, str, int], ...] = (
     ("/docs", "get", "This document, readable (Swagger UI)", 200),
     ("/status/", "get", "Readiness: ok once the database and listeners are up", 200),
     ("/o/token/", "post", "OAuth 2.0 client credentials token", 200),
+    ("/o/revoke_token/", "post", "Revoke one of the client's tokens (RFC 7009)", 200),
     ("/o/apps/", "get", "Your partner's OAuth applications", 200),
     (
         "/o/apps/",

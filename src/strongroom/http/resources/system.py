@@ -60,19 +60,49 @@ class TokenResource:
             error = TokenError(
                 problem.status if problem.status == 413 else 400, "invalid_request", problem.detail
             )
-            self._error(resp, error)
+            render_token_error(resp, error)
         except TokenError as error:
-            self._error(resp, error)
+            render_token_error(resp, error)
 
-    @staticmethod
-    def _error(resp: falcon.asgi.Response, error: TokenError) -> None:
-        resp.status = error.status
-        resp.data = msgspec.json.encode(
-            {"error": error.error, "error_description": error.description}
-        )
-        resp.content_type = falcon.MEDIA_JSON
-        if error.status == 401:
-            resp.set_header("WWW-Authenticate", 'Basic realm="strongroom"')
+
+class RevokeTokenResource:
+    """RFC 7009: the client that holds a token revokes it; 200 whether or not it was live."""
+
+    public = True
+    FIELDS = frozenset({"token", "token_type_hint", "client_id", "client_secret"})
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        resp.set_header("Cache-Control", "no-store")
+        try:
+            form = await read_form_or_json(req)
+            unknown = set(form) - self.FIELDS
+            if unknown:
+                raise TokenError(400, "invalid_request", f"unknown fields: {sorted(unknown)}")
+            if not form.get("token"):
+                raise TokenError(400, "invalid_request", "token is required")
+            await self.services.authority.revoke_token(
+                form.get("client_id"), form.get("client_secret"), form["token"]
+            )
+        except Problem as problem:
+            status = problem.status if problem.status == 413 else 400
+            render_token_error(resp, TokenError(status, "invalid_request", problem.detail))
+            return
+        except TokenError as error:
+            render_token_error(resp, error)
+            return
+        resp.media = {}
+
+
+def render_token_error(resp: falcon.asgi.Response, error: TokenError) -> None:
+    """An RFC 6749 §5.2 error object."""
+    resp.status = error.status
+    resp.data = msgspec.json.encode({"error": error.error, "error_description": error.description})
+    resp.content_type = falcon.MEDIA_JSON
+    if error.status == 401:
+        resp.set_header("WWW-Authenticate", 'Basic realm="strongroom"')
 
 
 class OpenApiResource:
