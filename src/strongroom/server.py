@@ -266,7 +266,7 @@ async def serve(settings: Settings) -> int:
         config,
         market_data,
         dataclasses.replace(settings.feed, host=settings.host, port=settings.ws_port),
-        authority.authenticate,
+        authority.authenticate_feed,
         lambda principal, wallet_id: services.wallet_visible(principal, wallet_id),
     )
     await feed.start()

@@ -3,8 +3,10 @@ as the authenticator, the master password and the vault, profiles and deposit ke
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import json
 import time
 import uuid
 from decimal import Decimal
@@ -15,6 +17,7 @@ import pyotp
 import pytest
 from bip_utils import SegwitBech32Decoder  # type: ignore[import-untyped, unused-ignore]
 from Crypto.Hash import keccak  # type: ignore[import-untyped, unused-ignore]
+from websockets.asyncio.client import connect
 
 from strongroom.identity.credentials import UserTokens
 from tests.server import ServerProcess
@@ -241,3 +244,28 @@ def test_no_password_otp_or_secret_reaches_the_log(server: ServerProcess) -> Non
     assert_not_logged(
         log, PASSWORD, MASTER_PASSWORD, "PRIVATE KEY", "otpauth://", "Wrong-Password-123", *SEEN
     )
+
+
+def test_a_user_token_follows_its_own_orders_on_the_feed(
+    server: ServerProcess, admin: httpx.Client, anonymous: httpx.Client
+) -> None:
+    address = email()
+    mine, theirs = register(admin, address), register(admin, email())
+    token = login(anonymous, address).json()["access_token"]
+
+    async def follow() -> list[dict[str, Any]]:
+        async with connect(f"ws://127.0.0.1:{server.ws_port}/") as feed:
+            answers = []
+            for message in (
+                {"op": "auth", "token": token},
+                {"op": "subscribe", "channels": [f"orders.{mine['wallet_id']}"]},
+                {"op": "subscribe", "channels": [f"orders.{theirs['wallet_id']}"]},
+            ):
+                await feed.send(json.dumps(message))
+                answers.append(json.loads(await feed.recv()))
+            return answers
+
+    authenticated, subscribed, refused = asyncio.run(follow())
+    assert authenticated["type"] == "authenticated"
+    assert subscribed == {"type": "subscribed", "channels": [f"orders.{mine['wallet_id']}"]}
+    assert refused["type"] == "error" and refused["code"] == "forbidden"

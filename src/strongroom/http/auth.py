@@ -336,6 +336,26 @@ class Authority:
         if revoked is not None:
             self._tokens.pop(digest, None)
 
+    async def authenticate_bearer(self, token: str) -> Principal | None:
+        """A partner's access token or a user's token (a JWT, once `users` is set); a user
+        token that does not verify raises InvalidToken with its reason."""
+        users = self.users
+        if token.count(".") != 2 or users is None:
+            return await self.authenticate(token)
+        claims = users.tokens.verify(token, self.now_s())
+        identity = await users.identity(claims.uid)
+        if identity is None or identity[0] != claims.partner_id:
+            raise InvalidToken("names no user")
+        partner_id, wallet_id = identity
+        return Principal(f"user:{claims.uid}", USER_SCOPES, partner_id, claims.uid, wallet_id)
+
+    async def authenticate_feed(self, token: str) -> Principal | None:
+        """For the feed's `auth` op: any bearer token, None if it is not valid."""
+        try:
+            return await self.authenticate_bearer(token)
+        except InvalidToken:
+            return None
+
     async def authenticate(self, token: str) -> Principal | None:
         digest = token_digest(token)
         cached = self._tokens.get(digest)
@@ -428,24 +448,13 @@ class AuthMiddleware:
                 headers={"WWW-Authenticate": 'Bearer realm="strongroom"'},
             )
         token = token.strip()
-        users = self.authority.users
-        if token.count(".") == 2 and users is not None:
-            return await self._user_principal(users, token)
-        principal = await self.authority.authenticate(token)
+        try:
+            principal = await self.authority.authenticate_bearer(token)
+        except InvalidToken as error:
+            raise invalid_token(f"the user token is not valid: {error.reason}") from None
         if principal is None:
             raise invalid_token("the access token is invalid, expired or revoked")
         return principal
-
-    async def _user_principal(self, users: Users, token: str) -> Principal:
-        try:
-            claims = users.tokens.verify(token, self.authority.now_s())
-        except InvalidToken as error:
-            raise invalid_token(f"the user token is not valid: {error.reason}") from None
-        identity = await users.identity(claims.uid)
-        if identity is None or identity[0] != claims.partner_id:
-            raise invalid_token("the user token names no user")
-        partner_id, wallet_id = identity
-        return Principal(f"user:{claims.uid}", USER_SCOPES, partner_id, claims.uid, wallet_id)
 
     async def _api_key_principal(self, req: falcon.asgi.Request, api_key: str) -> Principal:
         """APIKEY alone, or with TIMESTAMP, CONTENT and SIGNATURE when the key requires it
