@@ -51,6 +51,8 @@ def test_an_application_is_shown_its_secret_once_and_shares_its_partners_wallets
     server: ServerProcess, partner: tuple[dict[str, Any], httpx.Client]
 ) -> None:
     first, first_client = partner
+    record = first_client.get("/user/me/").json()
+    assert record["name"] == "partner" and record["partner_id"] == first["partner_id"]
     assert set(first) == {"id", "name", "client_id", "client_secret", "scopes", "partner_id",
                           "created"}  # fmt: skip
     assert first["scopes"] == "read write" and first["partner_id"] == first["client_id"]
@@ -63,7 +65,8 @@ def test_an_application_is_shown_its_secret_once_and_shares_its_partners_wallets
     with token_client(server, second) as reader:
         assert reader.get(f"/wallets/{wallet_id}/").status_code == 200
         assert_problem(reader.post("/wallets/", json={"name": "x"}), 403, "insufficient_scope")
-        assert [w["wallet_id"] for w in reader.get("/wallets/").json()] == [wallet_id]
+        listed_wallets = {w["wallet_id"] for w in reader.get("/wallets/").json()}
+        assert listed_wallets == {wallet_id, record["master_wallet_id"]}
 
 
 def test_partners_do_not_see_each_others_wallets_or_applications(

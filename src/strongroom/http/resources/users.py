@@ -269,9 +269,11 @@ class TenantResource:
         caller = principal(req)
         master_wallet_id = await repositories.master_wallet(self.services.pool, caller.partner_id)
         self.services.wallet_owners[master_wallet_id] = caller.partner_id
+        applications = await self.services.authority.applications(caller.partner_id)
         fees = self.services.config.fees
         resp.media = {
-            "name": caller.partner_id,
+            # A partner is named by its first application.
+            "name": applications[0].name if applications else caller.partner_id,
             "partner_id": caller.partner_id,
             "transaction_fee": {
                 "maker_percent": f"{fees.maker_bps / 100:.2f}",
