@@ -14,12 +14,12 @@ import falcon
 import falcon.asgi
 import msgspec
 
-from strongroom.http.auth import SCOPES, ApiKey
+from strongroom.http.auth import ApiKey
 from strongroom.http.body import read_json
 from strongroom.http.context import Services, principal
 from strongroom.http.problems import Problem, not_found
 from strongroom.http.representations import iso
-from strongroom.http.resources.applications import requested_scopes
+from strongroom.http.resources.applications import grantable_scopes
 
 API_KEYS_PER_PARTNER_MAX = 100
 
@@ -49,17 +49,13 @@ class ApiKeysResource:
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         caller = principal(req)
         body = await read_json(req, ApiKeyIn)
-        scopes = requested_scopes(body.scopes)
-        beyond = sorted(scope for scope in scopes if not caller.allows(scope))
-        if beyond:
-            raise Problem(403, "insufficient_scope", f"you cannot grant {', '.join(beyond)}")
+        scopes = grantable_scopes(caller, body.scopes)
         authority = self.services.authority
         if len(await authority.live_api_keys(caller.partner_id)) >= API_KEYS_PER_PARTNER_MAX:
             raise Problem(
                 409, "too_many_api_keys", f"a partner has at most {API_KEYS_PER_PARTNER_MAX} keys"
             )
-        ordered = " ".join(scope for scope in SCOPES if scope in scopes)
-        key, secret = await authority.create_api_key(caller, ordered, body.signature_required)
+        key, secret = await authority.create_api_key(caller, scopes, body.signature_required)
         resp.status = falcon.HTTP_201
         resp.media = {**api_key_json(key), "secret": secret}
 

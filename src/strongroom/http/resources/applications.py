@@ -14,7 +14,7 @@ import falcon
 import falcon.asgi
 import msgspec
 
-from strongroom.http.auth import SCOPES, Application
+from strongroom.http.auth import SCOPES, Application, Principal
 from strongroom.http.body import read_json
 from strongroom.http.context import Services, principal
 from strongroom.http.problems import Problem, invalid, not_found
@@ -41,12 +41,17 @@ def application_json(application: Application) -> dict[str, Any]:
     }
 
 
-def requested_scopes(value: str | list[str]) -> frozenset[str]:
+def grantable_scopes(caller: Principal, value: str | list[str]) -> str:
+    """The scopes asked for (a space-separated string or a list), if the caller holds them
+    all: as one string in canonical order."""
     names = value.split() if isinstance(value, str) else value
     unknown = sorted(set(names) - set(SCOPES))
     if not names or unknown:
         raise invalid("scopes", f"a non-empty set of {', '.join(SCOPES)}; unknown: {unknown}")
-    return frozenset(names)
+    beyond = sorted(scope for scope in set(names) if not caller.allows(scope))
+    if beyond:
+        raise Problem(403, "insufficient_scope", f"you cannot grant {', '.join(beyond)}")
+    return " ".join(scope for scope in SCOPES if scope in names)
 
 
 class ApplicationsResource:
@@ -60,10 +65,7 @@ class ApplicationsResource:
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         caller = principal(req)
         body = await read_json(req, ApplicationIn)
-        scopes = requested_scopes(body.scopes)
-        beyond = sorted(scope for scope in scopes if not caller.allows(scope))
-        if beyond:
-            raise Problem(403, "insufficient_scope", f"you cannot grant {', '.join(beyond)}")
+        scopes = grantable_scopes(caller, body.scopes)
         if body.new_partner and not caller.admin:
             raise Problem(403, "insufficient_scope", "only the operator starts a new partner")
         authority = self.services.authority
@@ -77,8 +79,7 @@ class ApplicationsResource:
                 "too_many_applications",
                 f"a partner has at most {APPLICATIONS_PER_PARTNER_MAX} applications",
             )
-        ordered = " ".join(scope for scope in SCOPES if scope in scopes)
-        application, secret = await authority.add_application(partner_id, body.name, ordered)
+        application, secret = await authority.add_application(partner_id, body.name, scopes)
         resp.status = falcon.HTTP_201
         resp.media = {**application_json(application), "client_secret": secret}
 
