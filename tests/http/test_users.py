@@ -168,6 +168,9 @@ def test_bad_registrations_and_logins_get_precise_problems_and_create_nothing(
 ) -> None:
     address = email()
     register(admin, address)
+    external = register(admin, email(), external_id="shared-external-id-" + address[5:17])
+    again = {"email": email(), "password": PASSWORD, "external_id": external["external_id"]}
+    assert_problem(admin.post("/users/register", json=again), 409, "external_id_taken")
     assert_problem(admin.post("/users/register", json={"email": address.upper(),
                    "password": PASSWORD}), 409, "email_taken")  # fmt: skip
     weak = admin.post("/users/register", json={"email": email(), "password": "password"})

@@ -14,6 +14,7 @@ the user sets the master password again.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 import uuid
@@ -31,12 +32,21 @@ from strongroom.identity.errors import IdentityError, OtpRejected, WeakPassword
 
 PREPARING, GENERATING, READY = "PREPARING", "GENERATING", "READY"
 VAULT_GENERATIONS_AT_ONCE = 2
-# Verified when the email is unknown, so that such a login takes as long as a wrong password.
-_ABSENT_HASH = credentials.hash_password("no such user: only timing is at stake here")
+
+
+@functools.cache
+def absent_hash() -> str:
+    """Verified when the email is unknown, so that such a login takes as long as a wrong
+    password (made on first use, not at import)."""
+    return credentials.hash_password("no such user: only timing is at stake here")
 
 
 class EmailTaken(IdentityError):
     code = "email_taken"
+
+
+class ExternalIdTaken(IdentityError):
+    code = "external_id_taken"
 
 
 class InvalidCredentials(IdentityError):
@@ -152,8 +162,9 @@ class Users:
                     now,
                 )
         except asyncpg.UniqueViolationError as error:
-            field = "external_id" if "external_id" in str(error) else "email"
-            raise EmailTaken(f"a user with this {field} exists already") from None
+            if "external_id" in (error.constraint_name or ""):
+                raise ExternalIdTaken("a user with this external_id exists already") from None
+            raise EmailTaken("a user with this email exists already") from None
         assert row is not None
         return user_from_row(row)
 
@@ -181,7 +192,7 @@ class Users:
         account = email_text.strip().lower()[:320]
         self.throttle.check(account, address, now_s)
         row = await self._pool.fetchrow("SELECT * FROM users WHERE email = $1", account)
-        stored = row["password_hash"] if row is not None else _ABSENT_HASH
+        stored = row["password_hash"] if row is not None else absent_hash()
         matches = await asyncio.to_thread(credentials.verify_password, password, stored)
         if row is None or not matches:
             self.throttle.failed(account, address, now_s)

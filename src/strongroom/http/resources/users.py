@@ -34,6 +34,7 @@ PROBLEMS: dict[type[errors.IdentityError], tuple[int, str | None]] = {
     errors.InvalidEmail: (422, "email"),
     errors.WeakPassword: (422, "password"),
     users.EmailTaken: (409, None),
+    users.ExternalIdTaken: (409, None),
     users.InvalidCredentials: (401, None),
     users.OtpRequired: (401, None),
     errors.OtpRejected: (401, None),
