@@ -30,6 +30,21 @@ def _positive(text: str) -> int:
     return value
 
 
+def _positive_seconds(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 86_400:
+        raise argparse.ArgumentTypeError("must be more than 0 and less than 86400 seconds")
+    return value
+
+
+WEBHOOK_FLAGS: tuple[tuple[str, Callable[[str], float], str, str], ...] = (
+    ("webhook-retry-base-s", _positive_seconds, "1", "the first webhook retry's delay"),
+    ("webhook-retry-cap-s", _positive_seconds, "600", "webhook retry delays double up to this"),
+    ("webhook-attempts-max", _positive, "20", "webhook attempts before an event is given up"),
+    ("webhook-timeout-s", _positive_seconds, "5", "a webhook attempt's answer must come within"),
+)
+
+
 FEED_FLAGS: tuple[tuple[str, Callable[[str], int], str, str], ...] = (
     ("ws-max-connections", _positive, "10000", "feed connections (beyond: closed, 1013)"),
     ("ws-max-subscriptions", _positive, "100", "channels per feed connection"),
@@ -110,6 +125,14 @@ def parser() -> argparse.ArgumentParser:
         default=_env("STRONGROOM_WS_COMPRESSION") == "1",
         help="env STRONGROOM_WS_COMPRESSION=1; permessage-deflate on the feed (off by default)",
     )
+    for flag, parse, default, what in WEBHOOK_FLAGS:
+        variable = "STRONGROOM_" + flag.upper().replace("-", "_")
+        serve.add_argument(
+            f"--{flag}",
+            type=parse,
+            default=parse(_env(variable, default) or default),
+            help=f"env {variable}; {what}; default {default}",
+        )
     serve.add_argument(
         "--config",
         type=Path,
@@ -143,8 +166,18 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(arguments.log_level, arguments.log_json or _env("STRONGROOM_LOG_JSON") == "1")
     if arguments.command == "serve":
         from strongroom.http.feed import FeedSettings
+        from strongroom.http.webhooks import RetryPolicy, WebhookSettings
         from strongroom.server import Settings, serve
 
+        try:
+            retry = RetryPolicy(
+                arguments.webhook_retry_base_s,
+                arguments.webhook_retry_cap_s,
+                arguments.webhook_attempts_max,
+            )
+        except ValueError as error:
+            print(f"strongroom serve: {error}", file=sys.stderr)
+            return 2
         settings = Settings(
             data_dir=arguments.data_dir.resolve(),
             database_url=arguments.database_url,
@@ -169,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
             ),
             admin_client_id=_env("STRONGROOM_ADMIN_CLIENT_ID"),
             admin_client_secret=_env("STRONGROOM_ADMIN_CLIENT_SECRET"),
+            webhooks=WebhookSettings(retry, timeout_s=arguments.webhook_timeout_s),
         )
         return asyncio.run(serve(settings))
     if arguments.command == "mtf":

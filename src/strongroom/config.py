@@ -15,7 +15,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from strongroom.errors import ConfigurationError
+from strongroom.errors import ConfigurationError, ValidationError
+from strongroom.money import parse_amount, parse_decimal
 
 CurrencyKind = Literal["fiat", "coin"]
 BASIS_POINTS = 10_000
@@ -26,6 +27,12 @@ class Currency:
     code: str
     kind: CurrencyKind
     decimals: int
+    name: str = ""
+    blockchain: str | None = None  # the chain a coin moves on; a token's host chain
+    token: str | None = None  # a token's own symbol on that chain (USDT: ERC-20 on eth)
+    is_stable: bool = False  # a stablecoin
+    min_amount: int = 1  # deposit and withdrawal limits, minor units (max None: no limit)
+    max_amount: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +65,8 @@ class TradingConfig:
     currencies: dict[str, Currency]
     markets: dict[str, Market]
     fees: Fees = field(default_factory=Fees)
+    # the value of one unit in USD, for rates with a fiat side (strongroom.rates)
+    reference_rates: dict[str, Decimal] = field(default_factory=dict)
 
 
 def _whole(value: Decimal, what: str) -> int:
@@ -101,11 +110,17 @@ def make_market(
 
 BUILT_IN: dict[str, Any] = {
     "currencies": [
-        {"code": "USD", "kind": "fiat", "decimals": 2},
-        {"code": "EUR", "kind": "fiat", "decimals": 2},
-        {"code": "USDT", "kind": "coin", "decimals": 6},
-        {"code": "BTC", "kind": "coin", "decimals": 8},
-        {"code": "ETH", "kind": "coin", "decimals": 8},
+        {"code": "USD", "kind": "fiat", "decimals": 2, "name": "US Dollar",
+         "min_amount": "10.00", "max_amount": "100000.00"},
+        {"code": "EUR", "kind": "fiat", "decimals": 2, "name": "Euro",
+         "min_amount": "10.00", "max_amount": "100000.00"},
+        {"code": "USDT", "kind": "coin", "decimals": 6, "name": "Tether USD",
+         "blockchain": "eth", "token": "usdt", "is_stable": True,
+         "min_amount": "10.000000", "max_amount": "100000.000000"},
+        {"code": "BTC", "kind": "coin", "decimals": 8, "name": "Bitcoin", "blockchain": "btc",
+         "min_amount": "0.00010000", "max_amount": "10.00000000"},
+        {"code": "ETH", "kind": "coin", "decimals": 8, "name": "Ether", "blockchain": "eth",
+         "min_amount": "0.00100000", "max_amount": "100.00000000"},
     ],
     "markets": [
         {"symbol": "BTC-USDT", "market_id": 1, "base": "BTC", "quote": "USDT",
@@ -115,7 +130,53 @@ BUILT_IN: dict[str, Any] = {
         {"symbol": "ETH-BTC", "market_id": 3, "base": "ETH", "quote": "BTC",
          "tick_size": "0.00001", "lot_size": "0.001"},
     ],
+    "reference_rates": {"USD": "1", "EUR": "1.08", "USDT": "1"},
 }  # fmt: skip
+
+
+def _limit(entry: dict[str, Any], key: str, code: str, decimals: int) -> int | None:
+    """A currency's limit from a decimal string on its grid, in minor units."""
+    if key not in entry:
+        return None
+    try:
+        return parse_amount(key, entry[key], decimals)
+    except ValidationError as error:
+        raise ConfigurationError(f"currency {code}: {error}") from None
+
+
+def _currency(entry: dict[str, Any], code: str, kind: CurrencyKind, decimals: int) -> Currency:
+    """The optional descriptive fields and limits of a currency entry, checked."""
+    optional_text = {key: entry.get(key) for key in ("name", "blockchain", "token")}
+    if any(value is not None and not isinstance(value, str) for value in optional_text.values()):
+        raise ConfigurationError(f"currency {code}: name, blockchain and token are strings")
+    is_stable = entry.get("is_stable", False)
+    if not isinstance(is_stable, bool):
+        raise ConfigurationError(f"currency {code}: is_stable is true or false")
+    min_amount = _limit(entry, "min_amount", code, decimals) or 1
+    max_amount = _limit(entry, "max_amount", code, decimals)
+    if max_amount is not None and max_amount < min_amount:
+        raise ConfigurationError(f"currency {code}: max_amount is below min_amount")
+    return Currency(
+        code, kind, decimals, name=optional_text["name"] or code,
+        blockchain=optional_text["blockchain"], token=optional_text["token"],
+        is_stable=is_stable, min_amount=min_amount, max_amount=max_amount,
+    )  # fmt: skip
+
+
+def _reference_rates(table: dict[str, Any], currencies: dict[str, Currency]) -> dict[str, Decimal]:
+    """`[reference_rates] CODE = "decimal"`: known currencies, positive decimal strings."""
+    rates: dict[str, Decimal] = {}
+    for code, text in table.items():
+        if code not in currencies:
+            raise ConfigurationError(f"reference rate of unknown currency {code}")
+        try:
+            value = parse_decimal(f"reference_rates.{code}", text)
+        except ValidationError as error:
+            raise ConfigurationError(str(error)) from None
+        if value <= 0:
+            raise ConfigurationError(f"reference_rates.{code}: must be greater than zero")
+        rates[code] = value
+    return rates
 
 
 def build(document: dict[str, Any]) -> TradingConfig:
@@ -128,7 +189,7 @@ def build(document: dict[str, Any]) -> TradingConfig:
             decimals = int(entry["decimals"])
             if kind not in ("fiat", "coin") or not 0 <= decimals <= 18:
                 raise ConfigurationError(f"currency {code}: bad kind or decimals")
-            currencies[code] = Currency(code, kind, decimals)
+            currencies[code] = _currency(entry, code, kind, decimals)
         markets: dict[str, Market] = {}
         for entry in document.get("markets", []):
             market = make_market(
@@ -149,15 +210,19 @@ def build(document: dict[str, Any]) -> TradingConfig:
             taker_bps=int(fee_entry.get("taker_bps", 20)),
             market_collar_bps=int(fee_entry.get("market_collar_bps", 500)),
         )
+        reference_rates = _reference_rates(document.get("reference_rates", {}), currencies)
     except (KeyError, TypeError, ValueError, ArithmeticError) as error:
         raise ConfigurationError(f"invalid trading configuration: {error!r}") from error
-    return TradingConfig(currencies=currencies, markets=markets, fees=fees)
+    return TradingConfig(
+        currencies=currencies, markets=markets, fees=fees, reference_rates=reference_rates
+    )
 
 
 def load(path: Path | None) -> TradingConfig:
     document: dict[str, Any] = {
         "currencies": list(BUILT_IN["currencies"]),
         "markets": list(BUILT_IN["markets"]),
+        "reference_rates": dict(BUILT_IN["reference_rates"]),
     }
     if path is not None:
         extra = tomllib.loads(path.read_text())
@@ -165,6 +230,11 @@ def load(path: Path | None) -> TradingConfig:
         document["markets"] += extra.get("markets", [])
         if "fees" in extra:
             document["fees"] = extra["fees"]
+        # a file's reference rates add to the built-in ones, or replace them by code
+        reference_rates = extra.get("reference_rates", {})
+        if not isinstance(reference_rates, dict):
+            raise ConfigurationError('reference_rates must be a table of CODE = "decimal"')
+        document["reference_rates"].update(reference_rates)
     return build(document)
 
 

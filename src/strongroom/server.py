@@ -39,6 +39,7 @@ from strongroom.http.auth import Authority
 from strongroom.http.context import Services
 from strongroom.http.feed import FeedSettings, FeedThread
 from strongroom.http.market_data import MarketData
+from strongroom.http.webhooks import Webhooks, WebhookSettings
 from strongroom.identity.at_rest import ServerSealer
 from strongroom.identity.credentials import UserTokens
 from strongroom.identity.users import Users
@@ -74,6 +75,7 @@ class Settings:
     admin_client_secret: str | None = None
     vault_shards: int = 4
     journal_process: bool = True
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
 
 
 class _Server(uvicorn.Server):
@@ -254,6 +256,7 @@ async def serve(settings: Settings) -> int:
     users = Users(pool, ServerSealer(labelled(b"secrets at rest")), UserTokens(labelled(b"jwt")))
     await users.resume()
     authority.users = users
+    webhooks = Webhooks(pool, ServerSealer(labelled(b"webhook secrets")), settings.webhooks)
     await bootstrap_admin(authority, settings)
     credentials = CredentialStore(pool, derivation_key, Keyring())
     market_data = MarketData(config)
@@ -280,7 +283,9 @@ async def serve(settings: Settings) -> int:
         mtf_credentials=credentials,
         feed=feed,
         users=users,
+        webhooks=webhooks,
     )
+    await webhooks.start()  # events left pending before a restart are delivered too
     services.readiness.database = True
     services.readiness.listeners.update(http=False, mtf=False, feed=True)
     gateway = MtfGateway(
@@ -338,6 +343,7 @@ async def serve(settings: Settings) -> int:
     await gateway.stop()
     await feed.stop()
     await users.stop()
+    await webhooks.stop()  # before the pool closes
     await core.stop()
     if embedded is not None:
         await asyncio.to_thread(embedded.stop)

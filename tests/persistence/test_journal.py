@@ -118,6 +118,7 @@ async def test_migrations_are_applied_once(pool: asyncpg.Pool) -> None:
         "0003_partners.sql",
         "0004_api_keys.sql",
         "0005_users.sql",
+        "0006_webhooks.sql",
     ]
 
 

@@ -23,9 +23,11 @@ from strongroom.http.resources import (
     mtf,
     orders,
     page,
+    rates,
     system,
     users,
     wallets,
+    webhooks,
 )
 
 
@@ -79,6 +81,8 @@ def routes(services: Services) -> list[tuple[str, object]]:
         ("/users/me/deposit-keys", users.DepositKeysResource(services)),
         ("/user/me/", users.TenantResource(services)),
         ("/user/fees/", users.FeesResource(services)),
+        ("/user/webhooks/", webhooks.WebhooksResource(services)),
+        ("/user/webhooks/deliveries/", webhooks.WebhookDeliveriesResource(services)),
         ("/docs", system.DocsResource()),
         ("/wallets/", wallets.WalletsResource(services)),
         ("/wallets/{wallet_id}/", wallets.WalletResource(services)),
@@ -93,6 +97,8 @@ def routes(services: Services) -> list[tuple[str, object]]:
         ("/markets/", markets.MarketsResource(services)),
         ("/markets/{market}/depth", markets.DepthResource(services)),
         ("/markets/{market}/trades", markets.TradesResource(services)),
+        ("/currencies/", rates.CurrenciesResource(services)),
+        ("/rates/", rates.RatesResource(services)),
     ]
     served.append(("/openapi.json", system.OpenApiResource(served)))
     return served

@@ -11,6 +11,7 @@ from strongroom.config import TradingConfig
 from strongroom.http.auth import Authority, Principal
 from strongroom.http.feed import FeedThread
 from strongroom.http.problems import Problem, invalid, not_found
+from strongroom.http.webhooks import Webhooks
 from strongroom.identity.users import Users
 from strongroom.service import Trading
 from strongroom.wire.credentials import CredentialStore
@@ -36,6 +37,7 @@ class Services:
     mtf_credentials: CredentialStore
     feed: FeedThread
     users: Users
+    webhooks: Webhooks
     readiness: Readiness = field(default_factory=Readiness)
 
     @property

@@ -22,6 +22,7 @@ from strongroom.http.resources.applications import ApplicationIn
 from strongroom.http.resources.orders import OrderIn, ReplaceIn
 from strongroom.http.resources.users import LoginIn, MasterPasswordIn, OtpIn, RegisterIn
 from strongroom.http.resources.wallets import WalletIn
+from strongroom.http.resources.webhooks import WebhooksIn
 
 METHODS = ("get", "post", "put", "patch", "delete")
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
@@ -69,6 +70,18 @@ OPERATIONS: tuple[tuple[str, str, str, int], ...] = (
     ("/users/me/deposit-keys", "get", "A deposit address per coin currency", 200),
     ("/user/me/", "get", "The partner's own record and master wallet", 200),
     ("/user/fees/", "get", "Fee revenue per currency, from the ledger", 200),
+    (
+        "/user/webhooks/",
+        "post",
+        "Set the webhook URL {callback_url}; the signing secret is shown the first time only",
+        200,
+    ),
+    (
+        "/user/webhooks/deliveries/",
+        "get",
+        "Webhook delivery attempts, newest first (event_id, limit <= 100, offset)",
+        200,
+    ),
     ("/wallets/", "post", "Create a wallet (sub-account)", 201),
     ("/wallets/", "get", "List your wallets", 200),
     ("/wallets/{wallet_id}/", "get", "A wallet with its balances", 200),
@@ -108,6 +121,19 @@ OPERATIONS: tuple[tuple[str, str, str, int], ...] = (
         200,
     ),
     ("/markets/{market}/trades", "get", "Recent trades, newest first", 200),
+    (
+        "/currencies/",
+        "get",
+        "Deposit (or withdrawal=true) currencies; full, min_max, include_usd add details",
+        200,
+    ),
+    (
+        "/rates/",
+        "get",
+        "A rate and conversion {currency_from, currency_to, amount, fee_percentage,"
+        " is_fee_paid_by_user, full} from the books' mid prices; 409 no_rate",
+        200,
+    ),
 )
 
 
@@ -121,6 +147,7 @@ REQUESTS: dict[tuple[str, str], type[msgspec.Struct]] = {
     ("/users/login", "post"): LoginIn,
     ("/users/2fa/confirm", "post"): OtpIn,
     ("/users/master-password", "post"): MasterPasswordIn,
+    ("/user/webhooks/", "post"): WebhooksIn,
 }
 _PARAMETER = re.compile(r"{(\w+)}")
 

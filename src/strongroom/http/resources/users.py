@@ -272,6 +272,7 @@ class TenantResource:
         self.services.wallet_owners[master_wallet_id] = caller.partner_id
         applications = await self.services.authority.applications(caller.partner_id)
         fees = self.services.config.fees
+        webhook = await self.services.webhooks.setting(caller.partner_id)
         resp.media = {
             # A partner is named by its first application.
             "name": applications[0].name if applications else caller.partner_id,
@@ -281,8 +282,8 @@ class TenantResource:
                 "taker_percent": f"{fees.taker_bps / 100:.2f}",
             },
             "is_fee_paid_by_user": True,
-            "webhook_callback_url": None,
-            "webhook_secret_masked": None,
+            "webhook_callback_url": None if webhook is None else webhook.callback_url,
+            "webhook_secret_masked": None if webhook is None else webhook.secret_masked,
             "master_wallet_id": master_wallet_id,
         }
 
