@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from strongroom.errors import ValidationError
-from strongroom.money import format_minor, format_units, parse_amount, to_units
+from strongroom.money import format_minor, format_units, parse_amount, parse_decimal, to_units
 
 
 @given(st.integers(min_value=1, max_value=2**62), st.integers(min_value=0, max_value=18))
@@ -51,3 +51,9 @@ def test_off_grid_is_refused() -> None:
 def test_too_large_is_refused() -> None:
     with pytest.raises(ValidationError, match="too large"):
         parse_amount("amount", str(2**63), 0)
+
+
+@pytest.mark.parametrize("text", ["1e-2", "1E2", "+1", ".5", "1.", "0x10", "1_000", "١٢"])
+def test_only_plain_positional_notation_is_a_decimal(text: str) -> None:
+    with pytest.raises(ValidationError):
+        parse_decimal("amount", text)

@@ -279,7 +279,7 @@ def test_a_currency_without_details_gets_defaults(tmp_path: Path) -> None:
         ("[reference_rates]\nEUR = 1.08\n", "decimal string"),  # a TOML float
         ('[reference_rates]\nEUR = "0"\n', "greater than zero"),
         ('[reference_rates]\nEUR = "-1.08"\n', "greater than zero"),
-        ('[reference_rates]\nEUR = "NaN"\n', "finite"),
+        ('[reference_rates]\nEUR = "NaN"\n', "plain notation"),
         ('[reference_rates]\nEUR = "lots"\n', "decimal"),
         ('[reference_rates]\nCHF = "1.1"\n', "unknown currency CHF"),
         ('reference_rates = "1"\n', "table"),

@@ -26,13 +26,9 @@ def parse_decimal(field: str, text: object) -> Decimal:
     stripped = text.strip()
     if not stripped or len(stripped) > 64 or stripped != text:
         raise ValidationError(field, 'must be a decimal string, e.g. "1.25"')
-    try:
-        value = Decimal(stripped)
-    except InvalidOperation:
-        raise ValidationError(field, "is not a decimal number") from None
-    if not value.is_finite():
-        raise ValidationError(field, "must be finite")
-    return value
+    if _DECIMAL_TEXT.fullmatch(stripped) is None:
+        raise ValidationError(field, 'must be a decimal in plain notation, e.g. "1.25"')
+    return Decimal(stripped)  # plain notation: always finite, never an exponent
 
 
 def to_units(field: str, text: object, step: Decimal, *, allow_zero: bool = False) -> int:

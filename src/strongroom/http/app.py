@@ -18,6 +18,7 @@ from strongroom.http.context import Services
 from strongroom.http.resources import (
     api_keys,
     applications,
+    balances,
     management,
     markets,
     mtf,
@@ -28,6 +29,7 @@ from strongroom.http.resources import (
     users,
     wallets,
     webhooks,
+    withdrawal_info,
 )
 
 
@@ -62,6 +64,7 @@ def _json_handler() -> falcon.media.JSONHandler:
 
 def routes(services: Services) -> list[tuple[str, object]]:
     """Every route with its resource: what is served, and what the OpenAPI document says."""
+    info = withdrawal_info.WithdrawalInfo(services)  # the withdrawal rules, made once
     served: list[tuple[str, object]] = [
         ("/", page.PageResource(services)),
         ("/status/", system.StatusResource(services)),
@@ -81,10 +84,13 @@ def routes(services: Services) -> list[tuple[str, object]]:
         ("/users/me/deposit-keys", users.DepositKeysResource(services)),
         ("/user/me/", users.TenantResource(services)),
         ("/user/fees/", users.FeesResource(services)),
+        ("/user/balances/", balances.BalancesResource(services)),
+        ("/user/balances/history/", balances.BalanceHistoryResource(services)),
         ("/user/webhooks/", webhooks.WebhooksResource(services)),
         ("/user/webhooks/deliveries/", webhooks.WebhookDeliveriesResource(services)),
         ("/docs", system.DocsResource()),
         ("/wallets/", wallets.WalletsResource(services)),
+        ("/wallets/balances/", balances.WalletBalancesResource(services)),
         ("/wallets/{wallet_id}/", wallets.WalletResource(services)),
         ("/wallets/{wallet_id}/mtf-credentials/", mtf.MtfCredentialsResource(services)),
         ("/wallets/{wallet_id}/mtf-credentials/{client_id}/", mtf.MtfCredentialResource(services)),
@@ -99,6 +105,11 @@ def routes(services: Services) -> list[tuple[str, object]]:
         ("/markets/{market}/trades", markets.TradesResource(services)),
         ("/currencies/", rates.CurrenciesResource(services)),
         ("/rates/", rates.RatesResource(services)),
+        ("/withdrawal/validate-address/", withdrawal_info.ValidateAddressResource(info)),
+        ("/withdrawal/fee-estimate/", withdrawal_info.FeeEstimateResource(info)),
+        ("/withdrawal/estimate/", withdrawal_info.EstimateResource(info)),
+        ("/withdrawal/min-amount/", withdrawal_info.MinAmountResource(info)),
+        ("/withdrawal/available-currencies/", withdrawal_info.AvailableCurrenciesResource(info)),
     ]
     served.append(("/openapi.json", system.OpenApiResource(served)))
     return served

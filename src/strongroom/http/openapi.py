@@ -19,10 +19,17 @@ from strongroom import __version__
 from strongroom.http.auth import required_scope
 from strongroom.http.resources.api_keys import ApiKeyIn
 from strongroom.http.resources.applications import ApplicationIn
+from strongroom.http.resources.balances import WalletBalancesIn
 from strongroom.http.resources.orders import OrderIn, ReplaceIn
 from strongroom.http.resources.users import LoginIn, MasterPasswordIn, OtpIn, RegisterIn
 from strongroom.http.resources.wallets import WalletIn
 from strongroom.http.resources.webhooks import WebhooksIn
+from strongroom.http.resources.withdrawal_info import (
+    EstimateIn,
+    FeeEstimateIn,
+    MinAmountIn,
+    ValidateAddressIn,
+)
 
 METHODS = ("get", "post", "put", "patch", "delete")
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
@@ -71,6 +78,19 @@ OPERATIONS: tuple[tuple[str, str, str, int], ...] = (
     ("/user/me/", "get", "The partner's own record and master wallet", 200),
     ("/user/fees/", "get", "Fee revenue per currency, from the ledger", 200),
     (
+        "/user/balances/",
+        "get",
+        "The master wallet's balances, the other wallets per currency, and statistics",
+        200,
+    ),
+    (
+        "/user/balances/history/",
+        "get",
+        "Ledger movements of your wallets, newest first (currency, type, wallet_id,"
+        " limit <= 100, offset)",
+        200,
+    ),
+    (
         "/user/webhooks/",
         "post",
         "Set the webhook URL {callback_url}; the signing secret is shown the first time only",
@@ -84,6 +104,7 @@ OPERATIONS: tuple[tuple[str, str, str, int], ...] = (
     ),
     ("/wallets/", "post", "Create a wallet (sub-account)", 201),
     ("/wallets/", "get", "List your wallets", 200),
+    ("/wallets/balances/", "post", "A wallet's balances by {wallet_id} or {external_id}", 200),
     ("/wallets/{wallet_id}/", "get", "A wallet with its balances", 200),
     (
         "/wallets/{wallet_id}/mtf-credentials/",
@@ -134,11 +155,37 @@ OPERATIONS: tuple[tuple[str, str, str, int], ...] = (
         " is_fee_paid_by_user, full} from the books' mid prices; 409 no_rate",
         200,
     ),
+    (
+        "/withdrawal/validate-address/",
+        "post",
+        "Is {address} a mainnet address for {currency}? 200 with valid and reason",
+        200,
+    ),
+    (
+        "/withdrawal/fee-estimate/",
+        "post",
+        "The fee of withdrawing {amount} of {currency} (received; the fee comes on top)",
+        200,
+    ),
+    (
+        "/withdrawal/estimate/",
+        "post",
+        "A withdrawal's figures {currency, amount, final_amount}: receive, fee, total",
+        200,
+    ),
+    ("/withdrawal/min-amount/", "post", "The limits of a withdrawal currency {currency}", 200),
+    (
+        "/withdrawal/available-currencies/",
+        "get",
+        "Withdrawal currencies with a positive available balance (wallet_id narrows)",
+        200,
+    ),
 )
 
 
 REQUESTS: dict[tuple[str, str], type[msgspec.Struct]] = {
     ("/wallets/", "post"): WalletIn,
+    ("/wallets/balances/", "post"): WalletBalancesIn,
     ("/orders/", "post"): OrderIn,
     ("/orders/{order_id}/", "patch"): ReplaceIn,
     ("/o/apps/", "post"): ApplicationIn,
@@ -148,6 +195,10 @@ REQUESTS: dict[tuple[str, str], type[msgspec.Struct]] = {
     ("/users/2fa/confirm", "post"): OtpIn,
     ("/users/master-password", "post"): MasterPasswordIn,
     ("/user/webhooks/", "post"): WebhooksIn,
+    ("/withdrawal/validate-address/", "post"): ValidateAddressIn,
+    ("/withdrawal/fee-estimate/", "post"): FeeEstimateIn,
+    ("/withdrawal/estimate/", "post"): EstimateIn,
+    ("/withdrawal/min-amount/", "post"): MinAmountIn,
 }
 _PARAMETER = re.compile(r"{(\w+)}")
 

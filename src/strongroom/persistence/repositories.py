@@ -168,3 +168,76 @@ async def account_totals(pool: asyncpg.Pool, codes: tuple[int, ...]) -> dict[str
         list(codes),
     )
     return {row["currency"]: row["amount"] for row in rows}
+
+
+async def wallet_by_external_id(pool: asyncpg.Pool, external_id: str) -> asyncpg.Record | None:
+    return await pool.fetchrow("SELECT * FROM wallets WHERE external_id = $1", external_id)
+
+
+async def owned_wallet_balances(pool: asyncpg.Pool, owner: str) -> list[asyncpg.Record]:
+    """Every wallet of `owner` (wallet_id, name) with its member balances (code, currency,
+    amount; NULL for a wallet without any), from the ledger's balances table."""
+    return list(
+        await pool.fetch(
+            "SELECT w.wallet_id, w.name, b.code, b.currency, b.amount FROM wallets w"
+            " LEFT JOIN balances b ON b.wallet_id = w.wallet_id"
+            " WHERE w.owner = $1 ORDER BY w.created_at, w.wallet_id",
+            owner,
+        )
+    )
+
+
+# One row per (transfer, wallet, currency, account) from the postings: a member account's
+# balance is credit-normal, so a credit moves it up and a debit down.
+_MOVEMENTS = """
+WITH sides AS (
+    SELECT transfer_id, credit_wallet AS wallet_id, credit_code AS code, currency,
+           amount AS signed
+      FROM postings WHERE credit_wallet = ANY($1::text[])
+    UNION ALL
+    SELECT transfer_id, debit_wallet, debit_code, currency, -amount
+      FROM postings WHERE debit_wallet = ANY($1::text[])
+), movements AS (
+    SELECT s.transfer_id, s.wallet_id, s.currency, s.code, sum(s.signed)::bigint AS amount,
+           t.kind, t.created_at
+      FROM sides s JOIN transfers t ON t.transfer_id = s.transfer_id
+     WHERE ($2::text IS NULL OR s.currency = $2) AND ($3::text IS NULL OR t.kind = $3)
+     GROUP BY s.transfer_id, s.wallet_id, s.currency, s.code, t.kind, t.created_at
+    HAVING sum(s.signed) <> 0
+)
+"""
+
+
+async def balance_movements(
+    pool: asyncpg.Pool,
+    wallet_ids: list[str],
+    currency: str | None,
+    kind: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[asyncpg.Record], int]:
+    """One page of the ledger movements of the wallets' member accounts, newest first
+    (transfer id descending; then wallet, currency, account code), and how many there are.
+    A movement is the net amount a transfer moved one account; nets of zero are left out."""
+    async with (
+        pool.acquire() as connection,
+        connection.transaction(isolation="repeatable_read", readonly=True),
+    ):
+        rows = list(
+            await connection.fetch(
+                _MOVEMENTS + "SELECT * FROM movements"
+                " ORDER BY transfer_id DESC, wallet_id, currency, code LIMIT $4 OFFSET $5",
+                wallet_ids, currency, kind, limit, offset,
+            )
+        )  # fmt: skip
+        total: int = await connection.fetchval(
+            _MOVEMENTS + "SELECT count(*) FROM movements", wallet_ids, currency, kind
+        )
+    return rows, total
+
+
+async def owned_wallet_ids(pool: asyncpg.Pool, owner: str) -> list[str]:
+    return [
+        row["wallet_id"]
+        for row in await pool.fetch("SELECT wallet_id FROM wallets WHERE owner = $1", owner)
+    ]
