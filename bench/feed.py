@@ -89,7 +89,7 @@ from strongroom.actors.messages import Side, TimeInForce
 from strongroom.wire.mtf import Code, MemberSession
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from mtf import Server, Watcher  # bench/mtf.py: the server subprocess
+from mtf import Account, Server, Watcher, provision  # bench/mtf.py: server, members
 
 HOST = "127.0.0.1"
 CHANNELS_PER_MARKET = ("book", "trades")
@@ -741,38 +741,9 @@ async def call_all(
 # ------------------------------------------------------------------ order generator
 
 
-@dataclass(frozen=True, slots=True)
-class Account:
-    wallet_id: str
-    client_id: int
-    secret: str
-
-
-def provision(server: Server, count: int) -> list[Account]:
-    """Funded wallets (BTC, ETH, USDT) with MTF credentials, over REST as an admin."""
-    accounts = []
-    with server.admin() as admin:
-        for index in range(count):
-            response = admin.post("/wallets/", json={"name": f"bench-feed-{index}"})
-            assert response.status_code == 201, response.text
-            wallet_id = response.json()["wallet_id"]
-            for currency, amount in FUNDS:
-                response = admin.post(
-                    "/management/v2/deposits/new",
-                    json={
-                        "uid": wallet_id,
-                        "currency": currency,
-                        "amount": amount,
-                        "tid": f"bench-feed-{index}-{currency}",
-                        "state": "accepted",
-                    },
-                )
-                assert response.status_code == 201, response.text
-            response = admin.post(f"/wallets/{wallet_id}/mtf-credentials/")
-            assert response.status_code == 201, response.text
-            body = response.json()
-            accounts.append(Account(wallet_id, body["client_id"], body["secret"]))
-    return accounts
+def provision_traders(server: Server, count: int) -> list[Account]:
+    """Funded wallets (BTC, ETH, USDT) with MTF credentials: bench/mtf.py's, with ETH."""
+    return provision(server, count, funds=FUNDS, prefix="bench-feed")
 
 
 class Trader(asyncio.Protocol):
@@ -1687,7 +1658,7 @@ async def main_async(run: Run) -> None:
     arguments = run.arguments
     server = run.server
     assert server is not None
-    accounts = await asyncio.to_thread(provision, server, 2 * len(MARKETS))
+    accounts = await asyncio.to_thread(provision_traders, server, 2 * len(MARKETS))
     run.say(f"{len(accounts)} funded wallets with MTF credentials (a buyer and a seller a market)")
     ours = await run.strongroom(accounts)
     log = server.log_path.read_text(errors="replace") if server.log_path.exists() else ""

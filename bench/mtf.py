@@ -302,20 +302,26 @@ class Account:
     secret: str
 
 
-def provision(server: Server, count: int) -> list[Account]:
+def provision(
+    server: Server,
+    count: int,
+    *,
+    funds: tuple[tuple[str, str], ...] = FUNDS,
+    prefix: str = "bench-mtf",
+) -> list[Account]:
     """Funded wallets with MTF credentials, over the REST API as an admin."""
     accounts = []
     with server.admin() as admin:
         for index in range(count):
-            response = admin.post("/wallets/", json={"name": f"bench-mtf-{index}"})
+            response = admin.post("/wallets/", json={"name": f"{prefix}-{index}"})
             assert response.status_code == 201, response.text
             wallet_id = response.json()["wallet_id"]
-            for currency, amount in FUNDS:
+            for currency, amount in funds:
                 response = admin.post(
                     "/management/v2/deposits/new",
                     json={
                         "uid": wallet_id, "currency": currency, "amount": amount,
-                        "tid": f"bench-mtf-{index}-{currency}", "state": "accepted",
+                        "tid": f"{prefix}-{index}-{currency}", "state": "accepted",
                     },
                 )  # fmt: skip
                 assert response.status_code == 201, response.text
