@@ -107,3 +107,27 @@ class Throttled(IdentityError):
     def __init__(self, retry_after_s: float) -> None:
         super().__init__(f"too many failed logins; retry after {retry_after_s:.1f} s")
         self.retry_after_s = retry_after_s
+
+
+class EmailTaken(IdentityError):
+    code = "email_taken"
+
+
+class ExternalIdTaken(IdentityError):
+    code = "external_id_taken"
+
+
+class InvalidCredentials(IdentityError):
+    code = "invalid_credentials"
+
+
+class OtpRequired(IdentityError):
+    code = "otp_required"
+
+
+class WrongState(IdentityError):
+    """The user is not in the state this step needs (e.g. 2FA already on, vault not ready)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code

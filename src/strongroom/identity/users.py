@@ -28,7 +28,15 @@ from loguru import logger
 
 from strongroom.identity import credentials, vault_keys
 from strongroom.identity.at_rest import ServerSealer
-from strongroom.identity.errors import IdentityError, OtpRejected, WeakPassword
+from strongroom.identity.errors import (
+    EmailTaken,
+    ExternalIdTaken,
+    InvalidCredentials,
+    OtpRejected,
+    OtpRequired,
+    WeakPassword,
+    WrongState,
+)
 
 PREPARING, GENERATING, READY = "PREPARING", "GENERATING", "READY"
 VAULT_GENERATIONS_AT_ONCE = 2
@@ -39,30 +47,6 @@ def absent_hash() -> str:
     """Verified when the email is unknown, so that such a login takes as long as a wrong
     password (made on first use, not at import)."""
     return credentials.hash_password("no such user: only timing is at stake here")
-
-
-class EmailTaken(IdentityError):
-    code = "email_taken"
-
-
-class ExternalIdTaken(IdentityError):
-    code = "external_id_taken"
-
-
-class InvalidCredentials(IdentityError):
-    code = "invalid_credentials"
-
-
-class OtpRequired(IdentityError):
-    code = "otp_required"
-
-
-class WrongState(IdentityError):
-    """The user is not in the state this step needs (e.g. 2FA already on, vault not ready)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass(frozen=True, slots=True)

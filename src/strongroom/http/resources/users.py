@@ -33,12 +33,12 @@ RECENT_TRANSACTIONS = 20
 PROBLEMS: dict[type[errors.IdentityError], tuple[int, str | None]] = {
     errors.InvalidEmail: (422, "email"),
     errors.WeakPassword: (422, "password"),
-    users.EmailTaken: (409, None),
-    users.ExternalIdTaken: (409, None),
-    users.InvalidCredentials: (401, None),
-    users.OtpRequired: (401, None),
+    errors.EmailTaken: (409, None),
+    errors.ExternalIdTaken: (409, None),
+    errors.InvalidCredentials: (401, None),
+    errors.OtpRequired: (401, None),
     errors.OtpRejected: (401, None),
-    users.WrongState: (409, None),
+    errors.WrongState: (409, None),
 }
 
 
