@@ -6,6 +6,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.ledger import check_ledger
 from tests.server import ServerProcess
 
 
@@ -22,3 +23,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 def admin(server: ServerProcess) -> Iterator[httpx.Client]:
     with server.client() as client:
         yield client
+
+
+@pytest.fixture(autouse=True)
+def ledger_invariants(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After every test that used the session's server: its ledger still balances."""
+    yield
+    if "server" in request.fixturenames:
+        check_ledger(request.getfixturevalue("server"))

@@ -45,6 +45,23 @@ WEBHOOK_FLAGS: tuple[tuple[str, Callable[[str], float], str, str], ...] = (
 )
 
 
+def _rate(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError("a rate is 0 to 1")
+    return value
+
+
+CUSTODY_FLAGS: tuple[tuple[str, Callable[[str], float], str, str], ...] = (
+    ("chain-block-s", _positive_seconds, "1", "the simulated chains' block time"),
+    ("chain-confirmations", _positive, "3", "confirmations a simulated withdrawal needs"),
+    ("chain-failure-rate", _rate, "0", "share of simulated withdrawal transactions that fail"),
+    ("chain-seed", int, "0", "the simulated chains' seed (txids, failures)"),
+    ("custody-interval-s", _positive_seconds, "0.5", "how often the custody worker runs"),
+    ("payment-confirm-s", _positive_seconds, "1", "a fully paid payment finishes after"),
+)
+
+
 FEED_FLAGS: tuple[tuple[str, Callable[[str], int], str, str], ...] = (
     ("ws-max-connections", _positive, "10000", "feed connections (beyond: closed, 1013)"),
     ("ws-max-subscriptions", _positive, "100", "channels per feed connection"),
@@ -125,7 +142,7 @@ def parser() -> argparse.ArgumentParser:
         default=_env("STRONGROOM_WS_COMPRESSION") == "1",
         help="env STRONGROOM_WS_COMPRESSION=1; permessage-deflate on the feed (off by default)",
     )
-    for flag, parse, default, what in WEBHOOK_FLAGS:
+    for flag, parse, default, what in WEBHOOK_FLAGS + CUSTODY_FLAGS:
         variable = "STRONGROOM_" + flag.upper().replace("-", "_")
         serve.add_argument(
             f"--{flag}",
@@ -167,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     if arguments.command == "serve":
         from strongroom.http.feed import FeedSettings
         from strongroom.http.webhooks import RetryPolicy, WebhookSettings
-        from strongroom.server import Settings, serve
+        from strongroom.server import CustodySettings, Settings, serve
 
         try:
             retry = RetryPolicy(
@@ -203,6 +220,14 @@ def main(argv: list[str] | None = None) -> int:
             admin_client_id=_env("STRONGROOM_ADMIN_CLIENT_ID"),
             admin_client_secret=_env("STRONGROOM_ADMIN_CLIENT_SECRET"),
             webhooks=WebhookSettings(retry, timeout_s=arguments.webhook_timeout_s),
+            custody=CustodySettings(
+                chain_block_s=arguments.chain_block_s,
+                chain_confirmations=int(arguments.chain_confirmations),
+                chain_failure_rate=arguments.chain_failure_rate,
+                chain_seed=int(arguments.chain_seed),
+                interval_s=arguments.custody_interval_s,
+                payment_confirm_s=arguments.payment_confirm_s,
+            ),
         )
         return asyncio.run(serve(settings))
     if arguments.command == "mtf":

@@ -34,6 +34,14 @@ from strongroom.actors.ledger import Ledger
 from strongroom.actors.messages import BookOrder, JournalUnit
 from strongroom.actors.runtime import pykka as pykka_runtime
 from strongroom.actors.system import Bridge
+from strongroom.custody.chain import (
+    DEFAULT_NETWORKS,
+    PER_MILLION,
+    NetworkParameters,
+    SimulatedChain,
+)
+from strongroom.custody.desk import Custody
+from strongroom.custody.worker import CustodyWorker, WorkerSettings
 from strongroom.http.app import create_app
 from strongroom.http.auth import Authority
 from strongroom.http.context import Services
@@ -58,6 +66,30 @@ VOLUME_WINDOW_S = 24 * 3600
 
 
 @dataclass(frozen=True, slots=True)
+class CustodySettings:
+    """The simulated chains withdrawals go out by, and the custody worker's pace."""
+
+    chain_block_s: float = 1.0
+    chain_confirmations: int = 3
+    chain_failure_rate: float = 0.0
+    chain_seed: int = 0
+    interval_s: float = 0.5
+    payment_confirm_s: float = 1.0
+
+    def chain(self) -> SimulatedChain:
+        network = NetworkParameters(
+            block_time_ns=int(self.chain_block_s * 1e9),
+            confirmations_required=self.chain_confirmations,
+            failure_per_million=round(self.chain_failure_rate * PER_MILLION),
+        )
+        return SimulatedChain(
+            seed=self.chain_seed,
+            clock=time.time_ns,
+            networks=dict.fromkeys(DEFAULT_NETWORKS, network),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     data_dir: Path
     database_url: str | None
@@ -76,6 +108,7 @@ class Settings:
     vault_shards: int = 4
     journal_process: bool = True
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    custody: CustodySettings = field(default_factory=CustodySettings)
 
 
 class _Server(uvicorn.Server):
@@ -183,6 +216,7 @@ async def start_core(
     *,
     vault_shards: int = 4,
     journal_process: bool = True,
+    payment_confirm_s: float = 1.0,
 ) -> Core:
     """Migrate, recover and start the actors and the journal (no listeners).
 
@@ -209,9 +243,12 @@ async def start_core(
     ledger.restore(state.balances, state.holds, [])
     clearing = Clearing(config, ledger, next_transfer_id=state.next_transfer_id)
     clearing.restore(state.live_orders, state.deposits)
+    custody = Custody(clearing, payment_confirm_delay_ns=int(payment_confirm_s * 1e9))
+    custody.restore(state.wallet_transfers, state.withdrawals, state.payments)
     runtime, _tops = pykka_runtime.start(
         config,
         clearing,
+        custody,
         build_books(config, state),
         [
             pykka_runtime.RestoreOpenOrder(o.wallet_id, o.order_id, o.market)
@@ -242,7 +279,11 @@ async def serve(settings: Settings) -> int:
         embedded = EmbeddedPostgres(settings.data_dir)
         url = await asyncio.to_thread(embedded.start)
     core = await start_core(
-        config, url, vault_shards=settings.vault_shards, journal_process=settings.journal_process
+        config,
+        url,
+        vault_shards=settings.vault_shards,
+        journal_process=settings.journal_process,
+        payment_confirm_s=settings.custody.payment_confirm_s,
     )
     pool, trading, state = core.pool, core.trading, core.recovered
     loop = asyncio.get_running_loop()
@@ -284,8 +325,14 @@ async def serve(settings: Settings) -> int:
         feed=feed,
         users=users,
         webhooks=webhooks,
+        payment_address_key=labelled(b"payment addresses"),
     )
+    core.bridge.listen_events(webhooks.wake)  # events committed by the journal
     await webhooks.start()  # events left pending before a restart are delivered too
+    custody_worker = CustodyWorker(
+        trading, settings.custody.chain(), WorkerSettings(settings.custody.interval_s)
+    )
+    await custody_worker.start()  # withdrawals in flight before a restart go on
     services.readiness.database = True
     services.readiness.listeners.update(http=False, mtf=False, feed=True)
     gateway = MtfGateway(
@@ -343,6 +390,7 @@ async def serve(settings: Settings) -> int:
     await gateway.stop()
     await feed.stop()
     await users.stop()
+    await custody_worker.stop()
     await webhooks.stop()  # before the pool closes
     await core.stop()
     if embedded is not None:

@@ -15,12 +15,13 @@ from strongroom.actors.messages import (
     DepositStateRequest,
     OrderKind,
     OrderRequest,
+    Refused,
     ReplaceRequest,
     Reply,
     Side,
     TimeInForce,
 )
-from strongroom.actors.runtime.pykka import Directory, Inspect
+from strongroom.actors.runtime.pykka import Directory, Inspect, InspectCustody
 from strongroom.actors.system import (
     ActorAddress,
     Bridge,
@@ -29,6 +30,19 @@ from strongroom.actors.system import (
     shard_of,
 )
 from strongroom.config import TradingConfig
+from strongroom.custody.desk import (
+    Custody,
+    Known,
+    PaymentIncoming,
+    PaymentRequest,
+    PaymentsDue,
+    TransferRequest,
+    WithdrawalChange,
+    WithdrawalRequest,
+)
+from strongroom.custody.payments import Payment
+from strongroom.custody.transfers import WalletTransfer
+from strongroom.custody.withdrawals import TrackedWithdrawal, WithdrawalEvent
 from strongroom.errors import StrongroomError
 
 T = TypeVar("T")
@@ -221,6 +235,73 @@ class Trading:
         result: Reply = await self._call(
             self._directory.ledger, lambda token: DepositStateRequest(token, tid, state, at_ns)
         )
+        return result
+
+    # ------------------------------------------------------------------ custody
+    # Each answers the entity after the commit of its change, `Known` for a repeat of an
+    # idempotency key with the same content (read the entity back), or `Refused`.
+
+    def clock_ns(self) -> int:
+        return self._clock_ns()
+
+    async def _custody(self, make: Callable[[int], Any]) -> Any:
+        assert self._directory.ledger is not None
+        return await self._call(self._directory.ledger, make)
+
+    async def transfer(
+        self, transfer: WalletTransfer, *, instant: bool = False
+    ) -> WalletTransfer | Known | Refused:
+        """Receive a transfer (pending, completed later) or, `instant`, make it at once."""
+        result: WalletTransfer | Known | Refused = await self._custody(
+            lambda token: TransferRequest(token, transfer, instant)
+        )
+        return result
+
+    async def withdraw(self, tracked: TrackedWithdrawal) -> TrackedWithdrawal | Known | Refused:
+        """Accept a prepared withdrawal: its total is held, or it is refused."""
+        result: TrackedWithdrawal | Known | Refused = await self._custody(
+            lambda token: WithdrawalRequest(token, tracked)
+        )
+        return result
+
+    async def withdrawal_change(
+        self,
+        withdrawal_id: int,
+        event: WithdrawalEvent | None,
+        *,
+        txid: str | None = None,
+        confirmations: int | None = None,
+        reason: str | None = None,
+    ) -> TrackedWithdrawal | Refused:
+        at_ns = self._clock_ns()
+        result: TrackedWithdrawal | Refused = await self._custody(
+            lambda token: WithdrawalChange(
+                token, withdrawal_id, at_ns, event, txid, confirmations, reason
+            )
+        )
+        return result
+
+    async def create_payment(self, payment: Payment) -> Payment | Known | Refused:
+        result: Payment | Known | Refused = await self._custody(
+            lambda token: PaymentRequest(token, payment)
+        )
+        return result
+
+    async def payment_incoming(self, payment_id: int, txid: str, amount: int) -> Payment | Refused:
+        at_ns = self._clock_ns()
+        result: Payment | Refused = await self._custody(
+            lambda token: PaymentIncoming(token, payment_id, txid, amount, at_ns)
+        )
+        return result
+
+    async def payments_due(self) -> int:
+        """Confirm or expire the payments due now; how many changed."""
+        now_ns = self._clock_ns()
+        result: int = await self._custody(lambda token: PaymentsDue(token, now_ns))
+        return result
+
+    async def inspect_custody(self, function: Callable[[Custody], T]) -> T:
+        result: T = await self._custody(lambda token: InspectCustody(token, function))
         return result
 
     async def inspect_book(self, market: str, function: Callable[[Any], T]) -> T:

@@ -5,6 +5,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
+from tests.http.partners import Receiver
 from tests.support import deposit, new_wallet
 
 Fund = Callable[..., str]
@@ -32,3 +33,11 @@ def fund(admin: httpx.Client) -> Iterator[Fund]:
             listed = admin.get("/orders/", params={"wallet_id": wallet_id, "status": status})
             for listed_order in listed.json():
                 admin.delete(f"/orders/{listed_order['id']}/")
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A partner's webhook endpoint for the test, stopped after it."""
+    started = Receiver().start()
+    yield started
+    started.stop()

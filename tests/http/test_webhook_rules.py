@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from strongroom.custody.views import event_id_for
 from strongroom.errors import ValidationError
 from strongroom.http.webhooks import (
     CALLBACK_URL_LENGTH_MAX,
@@ -19,7 +20,6 @@ from strongroom.http.webhooks import (
     PENDING,
     RetryPolicy,
     envelope,
-    event_id_for,
     loggable_url,
     mask_secret,
     new_secret,

@@ -119,6 +119,7 @@ async def test_migrations_are_applied_once(pool: asyncpg.Pool) -> None:
         "0004_api_keys.sql",
         "0005_users.sql",
         "0006_webhooks.sql",
+        "0007_custody.sql",
     ]
 
 

@@ -362,6 +362,22 @@ class Clearing:
         self._next_transfer_id += 1
         return transfer
 
+    def try_apply(
+        self, unit: JournalUnit, kind: str, postings: tuple[Posting, ...], key: str | None = None
+    ) -> int | TransferRejected:
+        """Apply a transfer into `unit`: its id (the first's for a duplicate key), or the
+        ledger's rejection (nothing applied, no id used)."""
+        transfer = self._transfer(kind, postings, key)
+        outcome = self.ledger.apply(transfer)
+        if isinstance(outcome, TransferDuplicate):
+            self._next_transfer_id -= 1
+            return outcome.first.transfer_id
+        if isinstance(outcome, TransferRejected):
+            self._next_transfer_id -= 1
+            return outcome
+        unit.transfers.append(transfer)
+        return transfer.transfer_id
+
     def _apply(
         self, unit: JournalUnit, kind: str, postings: tuple[Posting, ...], key: str | None = None
     ) -> int:

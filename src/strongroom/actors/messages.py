@@ -8,8 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import TYPE_CHECKING, Any
 
 import msgspec
+
+if TYPE_CHECKING:
+    from strongroom.custody.payments import Payment
+    from strongroom.custody.transfers import WalletTransfer
+    from strongroom.custody.withdrawals import TrackedWithdrawal
 
 
 class Message(msgspec.Struct, frozen=True, gc=False):
@@ -444,6 +450,20 @@ class DuplicateOrder(Message, frozen=True):
 Reply = OrderState | DepositState | Refused | DuplicateOrder
 
 
+class OutboxEvent(Message, frozen=True):
+    """A webhook event written in the transaction of the change it reports.
+
+    `payload` is the JSON document of the event's data; `callback_url` a per-request URL
+    (None: the partner's webhook URL). Partners without webhook settings get nothing.
+    """
+
+    event_id: str
+    partner_id: str
+    event_type: str
+    payload: str
+    callback_url: str | None = None
+
+
 @dataclass(slots=True)
 class JournalUnit:
     """All effects of one batch of commands: committed together, then replied to.
@@ -457,5 +477,9 @@ class JournalUnit:
     trades: list[TradeRecord]
     deposits: list[DepositState]
     sequences: dict[str, int]
-    replies: list[tuple[int, Reply]]
+    replies: list[tuple[int, Any]]  # a Reply, or a custody desk's answer
     results: list[BookResults] = field(default_factory=list)
+    wallet_transfers: list[WalletTransfer] = field(default_factory=list)
+    withdrawals: list[TrackedWithdrawal] = field(default_factory=list)
+    payments: list[Payment] = field(default_factory=list)
+    events: list[OutboxEvent] = field(default_factory=list)

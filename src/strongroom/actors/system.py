@@ -72,6 +72,7 @@ class Bridge:
         # A waiting token: a future (`token`) or a callback given None on timeout (`expect`).
         self._waiting: dict[int, asyncio.Future[Any] | ReplyCallback] = {}
         self._listeners: list[UnitListener] = []
+        self._event_listeners: list[Callable[[], None]] = []
         self._deadlines: deque[tuple[float, int]] = deque()
         self._sweeper: asyncio.Task[None] | None = None
         self._tokens = itertools.count(1)
@@ -97,6 +98,10 @@ class Bridge:
         """Call `listener` with every committed unit that settled book results, in commit
         order, before the unit's replies are resolved."""
         self._listeners.append(listener)
+
+    def listen_events(self, listener: Callable[[], None]) -> None:
+        """Call `listener` after a unit carrying webhook events was committed."""
+        self._event_listeners.append(listener)
 
     async def _sweep(self) -> None:
         """One timer for all replies instead of one per call: tokens expire in issue order."""
@@ -152,6 +157,9 @@ class Bridge:
                     listener(unit)
                 except Exception:  # one edge's bug must not stop the journal or the others
                     logger.exception("a results listener failed", listener=repr(listener))
+        if unit.events:
+            for event_listener in self._event_listeners:
+                event_listener()
         self.resolve(unit.replies)
 
     # --------------------------------------------------------------- actor side

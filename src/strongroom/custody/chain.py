@@ -26,6 +26,8 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Protocol
 
+from msgspec.structs import replace
+
 from strongroom.actors.messages import Message
 from strongroom.custody.errors import ChainError, InvalidEventDetails, UnknownTransaction
 from strongroom.custody.withdrawals import (
@@ -80,6 +82,11 @@ class Chain(Protocol):
 
     def poll(self, txid: str) -> ChainTransaction:
         """The transaction as the chain sees it now; `UnknownTransaction` if never submitted."""
+        ...
+
+    def resume(self, withdrawal: Withdrawal) -> str:
+        """Broadcast a confirming withdrawal's transaction again when the chain does not
+        know it (a node that lost its mempool, or a simulation restarted); its txid."""
         ...
 
 
@@ -223,6 +230,20 @@ class SimulatedChain:
         )
         self._by_txid[txid] = submitted
         self._by_withdrawal[(withdrawal.chain, withdrawal.withdrawal_id)] = submitted
+        return txid
+
+    def resume(self, withdrawal: Withdrawal) -> str:
+        """Know again a confirming withdrawal's transaction after this (in-memory) chain
+        was lost with its process: it is broadcast again and confirms from the next block.
+        The txid is the one `submit` drew for the withdrawal, so it must match."""
+        if withdrawal.state is not WithdrawalState.CONFIRMING or withdrawal.txid is None:
+            raise ChainError(f"withdrawal {withdrawal.withdrawal_id} is not confirming")
+        known = self._by_withdrawal.get((withdrawal.chain, withdrawal.withdrawal_id))
+        if known is not None:
+            return known.txid
+        txid = self.submit(replace(withdrawal, state=WithdrawalState.PROCESSING))
+        if txid != withdrawal.txid:
+            raise ChainError(f"withdrawal {withdrawal.withdrawal_id} has another chain's txid")
         return txid
 
     def poll(self, txid: str) -> ChainTransaction:

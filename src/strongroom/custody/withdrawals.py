@@ -222,6 +222,19 @@ class Withdrawal(Message, frozen=True):
         return self.state in HOLDING_STATES
 
 
+class TrackedWithdrawal(Message, frozen=True):
+    """A withdrawal with what the custody desk keeps beside it: whose it is, the code it
+    was asked in ("USDTTRC20"), its idempotency key and content digest, and the
+    per-request callback URL of its webhooks."""
+
+    withdrawal: Withdrawal
+    partner_id: str
+    code: str
+    key: str | None = None
+    fingerprint: str = ""
+    callback_url: str | None = None
+
+
 def apply(
     withdrawal: Withdrawal,
     event: WithdrawalEvent,

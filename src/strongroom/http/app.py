@@ -24,12 +24,15 @@ from strongroom.http.resources import (
     mtf,
     orders,
     page,
+    payments,
     rates,
     system,
+    transfers,
     users,
     wallets,
     webhooks,
     withdrawal_info,
+    withdrawals,
 )
 
 
@@ -111,6 +114,10 @@ def routes(services: Services) -> list[tuple[str, object]]:
         ("/withdrawal/min-amount/", withdrawal_info.MinAmountResource(info)),
         ("/withdrawal/available-currencies/", withdrawal_info.AvailableCurrenciesResource(info)),
     ]
+    # The custody resources name their own routes.
+    served.extend(transfers.routes(services))
+    served.extend(withdrawals.routes(services, info))
+    served.extend(payments.routes(services))
     served.append(("/openapi.json", system.OpenApiResource(served)))
     return served
 

@@ -38,6 +38,9 @@ class Services:
     feed: FeedThread
     users: Users
     webhooks: Webhooks
+    # Key of the payment addresses' derivation (one address per payment), kept outside
+    # the database like every other key derived from the data directory's.
+    payment_address_key: bytes = b""
     readiness: Readiness = field(default_factory=Readiness)
 
     @property

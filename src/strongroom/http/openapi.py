@@ -17,6 +17,7 @@ import msgspec
 
 from strongroom import __version__
 from strongroom.http.auth import required_scope
+from strongroom.http.resources import payments, transfers, withdrawals
 from strongroom.http.resources.api_keys import ApiKeyIn
 from strongroom.http.resources.applications import ApplicationIn
 from strongroom.http.resources.balances import WalletBalancesIn
@@ -180,10 +181,17 @@ OPERATIONS: tuple[tuple[str, str, str, int], ...] = (
         "Withdrawal currencies with a positive available balance (wallet_id narrows)",
         200,
     ),
+    # The custody resources list their own operations and request bodies.
+    *transfers.OPERATIONS,
+    *withdrawals.OPERATIONS,
+    *payments.OPERATIONS,
 )
 
 
 REQUESTS: dict[tuple[str, str], type[msgspec.Struct]] = {
+    **transfers.REQUESTS,
+    **withdrawals.REQUESTS,
+    **payments.REQUESTS,
     ("/wallets/", "post"): WalletIn,
     ("/wallets/balances/", "post"): WalletBalancesIn,
     ("/orders/", "post"): OrderIn,

@@ -166,12 +166,6 @@ def mask_secret(secret: str) -> str:
     return secret[:SECRET_MASK_VISIBLE] + "…"
 
 
-def event_id_for(*cause: str) -> str:
-    """A deterministic event id for an event that names its cause (a deposit's tid...):
-    a retried cause enqueues nothing new."""
-    return "evt_" + hashlib.sha256("|".join(cause).encode()).hexdigest()[:32]
-
-
 def envelope(event_id: str, event_type: str, created_at: datetime, payload_json: str) -> bytes:
     """The body of every attempt of one event (the same bytes each time)."""
     return msgspec.json.encode(

@@ -130,7 +130,9 @@ class Journal:
         orders: dict[int, tuple[Any, ...]] = {}
         deposits: dict[int, tuple[Any, ...]] = {}
         sequences: dict[str, int] = {}
+        custody = CustodyRows()
         for unit in group:
+            custody.add(unit)
             for transfer in unit.transfers:
                 # The creation time is the commit's (column default); transfers carry no clock.
                 transfers.append((transfer.transfer_id, transfer.kind, transfer.key))
@@ -169,7 +171,7 @@ class Journal:
             for account, delta in balance_deltas(group).items()
             if delta
         ]
-        if not (transfers or trades or orders or deposits or sequences):
+        if not (transfers or trades or orders or deposits or sequences or custody):
             return  # replies only: the groups before this one are already committed
         async with self._pool.acquire() as connection, connection.transaction():
             if transfers:
@@ -203,6 +205,64 @@ class Journal:
                 await connection.execute(UPSERT_DEPOSITS, *columns(list(deposits.values())))
             if sequences:
                 await connection.execute(UPSERT_SEQUENCES, *columns(list(sequences.items())))
+            await custody.write(connection)
+
+
+class CustodyRows:
+    """The custody entities of a group (the latest state of each) and its webhook events."""
+
+    def __init__(self) -> None:
+        self.transfers: dict[int, tuple[Any, ...]] = {}
+        self.withdrawals: dict[int, tuple[Any, ...]] = {}
+        self.payments: dict[int, tuple[Any, ...]] = {}
+        self.events: dict[str, tuple[Any, ...]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.transfers or self.withdrawals or self.payments or self.events)
+
+    def add(self, unit: JournalUnit) -> None:
+        for item in unit.wallet_transfers:
+            self.transfers[item.transfer_id] = (
+                item.transfer_id, str(item.kind), item.partner_id, item.from_wallet,
+                item.to_wallet, item.currency, item.amount, str(item.status), item.key,
+                item.fingerprint, item.callback_url, item.reason, item.ledger_transfer_id,
+                timestamp(item.created_ns), timestamp(item.updated_ns),
+            )  # fmt: skip
+        for tracked in unit.withdrawals:
+            w = tracked.withdrawal
+            self.withdrawals[w.withdrawal_id] = (
+                w.withdrawal_id, tracked.partner_id, w.wallet_id, tracked.code, w.currency,
+                w.chain, w.address, w.amount, w.fee, str(w.state), w.txid, w.confirmations,
+                w.reason, w.custom_id, tracked.key, tracked.fingerprint, tracked.callback_url,
+                timestamp(w.created_ns), timestamp(w.updated_ns),
+            )  # fmt: skip
+        for p in unit.payments:
+            self.payments[p.payment_id] = (
+                p.payment_id, p.partner_id, p.wallet_id, p.code, p.currency, p.chain,
+                p.pay_address, p.pay_amount, p.received, list(p.txids), p.price_amount,
+                p.price_currency, str(p.status), p.order_id, p.order_description, p.key,
+                p.fingerprint, p.callback_url, p.ledger_transfer_id, timestamp(p.expires_ns),
+                None if p.confirm_ns is None else timestamp(p.confirm_ns),
+                timestamp(p.created_ns), timestamp(p.updated_ns),
+            )  # fmt: skip
+        for event in unit.events:
+            self.events[event.event_id] = (
+                event.event_id, event.partner_id, event.event_type, event.payload,
+                event.callback_url,
+            )  # fmt: skip
+
+    async def write(self, connection: Any) -> None:
+        if self.transfers:
+            await connection.execute(
+                UPSERT_WALLET_TRANSFERS, *columns(list(self.transfers.values()))
+            )
+        if self.withdrawals:
+            await connection.execute(UPSERT_WITHDRAWALS, *columns(list(self.withdrawals.values())))
+        if self.payments:
+            # txids is an array per row: unnest would flatten a text[][]; one row each.
+            await connection.executemany(UPSERT_PAYMENT, list(self.payments.values()))
+        if self.events:
+            await connection.execute(INSERT_EVENTS, *columns(list(self.events.values())))
 
 
 def columns(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
@@ -249,4 +309,60 @@ INSERT INTO deposits (
 ON CONFLICT (deposit_id) DO UPDATE SET
     state = excluded.state, transfer_id = excluded.transfer_id,
     completed_at = excluded.completed_at
+"""
+
+UPSERT_WALLET_TRANSFERS = """
+INSERT INTO wallet_transfers (
+    transfer_id, kind, partner_id, from_wallet, to_wallet, currency, amount, status,
+    idempotency_key, fingerprint, callback_url, reason, ledger_transfer_id, created_at,
+    updated_at
+) SELECT * FROM unnest(
+    $1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[],
+    $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[],
+    $14::timestamptz[], $15::timestamptz[]
+)
+ON CONFLICT (transfer_id) DO UPDATE SET
+    status = excluded.status, reason = excluded.reason,
+    ledger_transfer_id = excluded.ledger_transfer_id, updated_at = excluded.updated_at
+"""
+
+UPSERT_WITHDRAWALS = """
+INSERT INTO withdrawals (
+    withdrawal_id, partner_id, wallet_id, code, currency, chain, address, amount, fee,
+    state, txid, confirmations, reason, custom_id, idempotency_key, fingerprint,
+    callback_url, created_at, updated_at
+) SELECT * FROM unnest(
+    $1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+    $8::bigint[], $9::bigint[], $10::text[], $11::text[], $12::integer[], $13::text[],
+    $14::text[], $15::text[], $16::text[], $17::text[], $18::timestamptz[],
+    $19::timestamptz[]
+)
+ON CONFLICT (withdrawal_id) DO UPDATE SET
+    state = excluded.state, txid = excluded.txid, confirmations = excluded.confirmations,
+    reason = excluded.reason, updated_at = excluded.updated_at
+"""
+
+UPSERT_PAYMENT = """
+INSERT INTO payments (
+    payment_id, partner_id, wallet_id, code, currency, chain, pay_address, pay_amount,
+    received, txids, price_amount, price_currency, status, order_id, order_description,
+    idempotency_key, fingerprint, callback_url, ledger_transfer_id, expires_at, confirm_at,
+    created_at, updated_at
+) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+          $19, $20, $21, $22, $23)
+ON CONFLICT (payment_id) DO UPDATE SET
+    received = excluded.received, txids = excluded.txids, status = excluded.status,
+    ledger_transfer_id = excluded.ledger_transfer_id, confirm_at = excluded.confirm_at,
+    updated_at = excluded.updated_at
+"""
+
+# Written in the transaction of their cause; nothing for a partner that cannot be signed
+# for (no webhook settings), as `webhooks.enqueue` does.
+INSERT_EVENTS = """
+INSERT INTO webhook_events (event_id, partner_id, event_type, payload, target_url)
+SELECT e.event_id, e.partner_id, e.event_type, e.payload::jsonb, e.target_url
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+       AS e (event_id, partner_id, event_type, payload, target_url)
+ WHERE EXISTS (SELECT 1 FROM partner_webhooks w WHERE w.partner_id = e.partner_id)
+ON CONFLICT (event_id) DO NOTHING
 """

@@ -22,6 +22,9 @@ from strongroom.actors.messages import (
     Side,
     TimeInForce,
 )
+from strongroom.custody.payments import Payment, PaymentStatus
+from strongroom.custody.transfers import TransferKind, TransferStatus, WalletTransfer
+from strongroom.custody.withdrawals import TrackedWithdrawal, Withdrawal, WithdrawalState
 from strongroom.persistence.errors import PersistenceError
 from strongroom.persistence.journal import nanoseconds
 
@@ -40,6 +43,9 @@ class RecoveredState:
     holds: list[tuple[int, Account, int]] = field(default_factory=list)
     live_orders: list[OrderState] = field(default_factory=list)
     deposits: list[DepositState] = field(default_factory=list)
+    wallet_transfers: list[WalletTransfer] = field(default_factory=list)
+    withdrawals: list[TrackedWithdrawal] = field(default_factory=list)
+    payments: list[Payment] = field(default_factory=list)
     markets: dict[str, MarketCounters] = field(default_factory=dict)
     next_order_id: int = 1
     next_transfer_id: int = 1
@@ -97,8 +103,20 @@ async def recover(
             state.live_orders.append(order_from_row(row))
         for row in await connection.fetch("SELECT * FROM deposits"):
             state.deposits.append(deposit_from_row(row))
+        for row in await connection.fetch("SELECT * FROM wallet_transfers"):
+            state.wallet_transfers.append(wallet_transfer_from_row(row))
+        for row in await connection.fetch("SELECT * FROM withdrawals"):
+            state.withdrawals.append(withdrawal_from_row(row))
+        for row in await connection.fetch("SELECT * FROM payments"):
+            state.payments.append(payment_from_row(row))
+        # Orders, withdrawals (their ids are hold ids), transfers and payments draw their
+        # ids from one counter.
         state.next_order_id = 1 + await connection.fetchval(
-            "SELECT coalesce(max(order_id), 0) FROM orders"
+            "SELECT greatest("
+            " (SELECT coalesce(max(order_id), 0) FROM orders),"
+            " (SELECT coalesce(max(withdrawal_id), 0) FROM withdrawals),"
+            " (SELECT coalesce(max(transfer_id), 0) FROM wallet_transfers),"
+            " (SELECT coalesce(max(payment_id), 0) FROM payments))"
         )
         state.next_transfer_id = 1 + await connection.fetchval(
             "SELECT coalesce(max(transfer_id), 0) FROM transfers"
@@ -120,9 +138,11 @@ async def recover(
         ):
             counters[row["market"]]["next_priority"] = row["priority"] + 1
         state.markets = {market: MarketCounters(**values) for market, values in counters.items()}
-    orphans = {hold_id for hold_id, _, _ in state.holds} - {
-        order.order_id for order in state.live_orders
-    }
+    orphans = (
+        {hold_id for hold_id, _, _ in state.holds}
+        - {order.order_id for order in state.live_orders}
+        - {t.withdrawal.withdrawal_id for t in state.withdrawals if t.withdrawal.holding}
+    )
     if orphans:
         raise PersistenceError(f"holds without a live order: {sorted(orphans)[:10]}")
     logger.info(
@@ -175,4 +195,80 @@ def deposit_from_row(row: asyncpg.Record) -> DepositState:
         transfer_id=row["transfer_id"],
         created_ns=nanoseconds(row["created_at"]),
         completed_ns=None if completed is None else nanoseconds(completed),
+    )
+
+
+def wallet_transfer_from_row(row: asyncpg.Record) -> WalletTransfer:
+    return WalletTransfer(
+        transfer_id=row["transfer_id"],
+        kind=TransferKind(row["kind"]),
+        partner_id=row["partner_id"],
+        from_wallet=row["from_wallet"],
+        to_wallet=row["to_wallet"],
+        currency=row["currency"],
+        amount=row["amount"],
+        status=TransferStatus(row["status"]),
+        created_ns=nanoseconds(row["created_at"]),
+        updated_ns=nanoseconds(row["updated_at"]),
+        key=row["idempotency_key"],
+        fingerprint=row["fingerprint"],
+        callback_url=row["callback_url"],
+        reason=row["reason"],
+        ledger_transfer_id=row["ledger_transfer_id"],
+    )
+
+
+def withdrawal_from_row(row: asyncpg.Record) -> TrackedWithdrawal:
+    withdrawal = Withdrawal(
+        withdrawal_id=row["withdrawal_id"],
+        wallet_id=row["wallet_id"],
+        currency=row["currency"],
+        chain=row["chain"],
+        address=row["address"],
+        amount=row["amount"],
+        fee=row["fee"],
+        state=WithdrawalState(row["state"]),
+        created_ns=nanoseconds(row["created_at"]),
+        updated_ns=nanoseconds(row["updated_at"]),
+        custom_id=row["custom_id"],
+        txid=row["txid"],
+        confirmations=row["confirmations"],
+        reason=row["reason"],
+    )
+    return TrackedWithdrawal(
+        withdrawal,
+        row["partner_id"],
+        row["code"],
+        row["idempotency_key"],
+        row["fingerprint"],
+        row["callback_url"],
+    )
+
+
+def payment_from_row(row: asyncpg.Record) -> Payment:
+    confirm_at = row["confirm_at"]
+    return Payment(
+        payment_id=row["payment_id"],
+        partner_id=row["partner_id"],
+        wallet_id=row["wallet_id"],
+        code=row["code"],
+        currency=row["currency"],
+        chain=row["chain"],
+        pay_address=row["pay_address"],
+        pay_amount=row["pay_amount"],
+        price_amount=row["price_amount"],
+        price_currency=row["price_currency"],
+        status=PaymentStatus(row["status"]),
+        expires_ns=nanoseconds(row["expires_at"]),
+        created_ns=nanoseconds(row["created_at"]),
+        updated_ns=nanoseconds(row["updated_at"]),
+        received=row["received"],
+        txids=tuple(row["txids"]),
+        confirm_ns=None if confirm_at is None else nanoseconds(confirm_at),
+        order_id=row["order_id"],
+        order_description=row["order_description"],
+        key=row["idempotency_key"],
+        fingerprint=row["fingerprint"],
+        callback_url=row["callback_url"],
+        ledger_transfer_id=row["ledger_transfer_id"],
     )

@@ -8,7 +8,7 @@ group commit, answers how many units are committed so far. Replies leave only fo
 the child has reported committed, so "acknowledged means durable" holds across the process boundary.
 
 Wire, both ways over a socketpair: parent → child frames of a 4-byte big-endian length
-and the msgpack of (transfers, orders, trades, deposits, sequences); child → parent
+and the msgpack of the unit's rows (`Payload`); child → parent
 8-byte big-endian counts. A child that exits is fatal for the parent (it cannot know
 what was committed); a parent that exits makes the child exit.
 """
@@ -32,9 +32,13 @@ from strongroom.actors.messages import (
     DepositState,
     JournalUnit,
     OrderState,
+    OutboxEvent,
     TradeRecord,
     Transfer,
 )
+from strongroom.custody.payments import Payment
+from strongroom.custody.transfers import WalletTransfer
+from strongroom.custody.withdrawals import TrackedWithdrawal
 from strongroom.persistence.database import create_pool
 from strongroom.persistence.errors import CommitFailed
 from strongroom.persistence.journal import Journal
@@ -44,7 +48,15 @@ COUNT = struct.Struct(">Q")
 FRAME_SIZE_MAX = 256 * 1024 * 1024
 EXIT_FATAL = 70
 Payload = tuple[
-    list[Transfer], list[OrderState], list[TradeRecord], list[DepositState], dict[str, int]
+    list[Transfer],
+    list[OrderState],
+    list[TradeRecord],
+    list[DepositState],
+    dict[str, int],
+    list[WalletTransfer],
+    list[TrackedWithdrawal],
+    list[Payment],
+    list[OutboxEvent],
 ]
 
 
@@ -90,8 +102,11 @@ class JournalClient:
     def submit(self, unit: JournalUnit) -> None:
         assert self._writer is not None
         payload = self._encoder.encode(
-            (unit.transfers, unit.orders, unit.trades, unit.deposits, unit.sequences)
-        )
+            (
+                unit.transfers, unit.orders, unit.trades, unit.deposits, unit.sequences,
+                unit.wallet_transfers, unit.withdrawals, unit.payments, unit.events,
+            )
+        )  # fmt: skip
         self._writer.write(FRAME.pack(len(payload)) + payload)
         self._waiting.append(unit)
         self._submitted += 1
@@ -156,12 +171,17 @@ async def serve_parent(descriptor: int, database_url: str) -> None:
             size = FRAME.unpack(await reader.readexactly(FRAME.size))[0]
             if size > FRAME_SIZE_MAX:
                 fatal(CommitFailed(f"frame of {size} bytes"))
-            transfers, orders, trades, deposits, sequences = decoder.decode(
-                await reader.readexactly(size)
-            )
+            (
+                transfers, orders, trades, deposits, sequences,
+                wallet_transfers, withdrawals, payments, events,
+            ) = decoder.decode(await reader.readexactly(size))  # fmt: skip
         except (asyncio.IncompleteReadError, ConnectionError):
             os._exit(0)  # the service is gone: nothing more will be acknowledged
-        journal.submit(JournalUnit(transfers, orders, trades, deposits, sequences, []))
+        unit = JournalUnit(
+            transfers, orders, trades, deposits, sequences, [], [],
+            wallet_transfers, withdrawals, payments, events,
+        )  # fmt: skip
+        journal.submit(unit)
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ from strongroom.actors.messages import (
 from strongroom.actors.runtime import pykka as runtime
 from strongroom.actors.system import Bridge
 from strongroom.config import DEFAULT
+from strongroom.custody.desk import Custody
 from strongroom.service import ServiceUnavailable, Trading
 
 
@@ -49,8 +50,9 @@ class Harness:
             symbol: OrderBook(market.market_id, collar_bps=DEFAULT.fees.market_collar_bps)
             for symbol, market in DEFAULT.markets.items()
         }
+        clearing = Clearing(DEFAULT, Ledger(DEFAULT.currencies))
         self.runtime, self.tops = runtime.start(
-            DEFAULT, Clearing(DEFAULT, Ledger(DEFAULT.currencies)), books, [], self.bridge, fatal,
+            DEFAULT, clearing, Custody(clearing), books, [], self.bridge, fatal,
             shards=shards, vault_idle_s=vault_idle_s,
         )  # fmt: skip
         return Trading(DEFAULT, self.bridge, self.runtime.directory, next_order_id=1,

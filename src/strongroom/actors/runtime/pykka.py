@@ -44,6 +44,7 @@ from strongroom.actors.messages import (
 from strongroom.actors.system import ActorAddress, Bridge, MarketTop, shard_of
 from strongroom.actors.vault import Vault
 from strongroom.config import TradingConfig
+from strongroom.custody.desk import CompleteTransfer, Custody, CustodyCommand, TransferRequest
 
 Fatal = Callable[[BaseException], None]
 
@@ -54,6 +55,11 @@ class Inspect:
 
     token: int
     function: Callable[[Any], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class InspectCustody(Inspect):
+    """`Inspect` of the custody desk hosted in the ledger actor."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,10 +143,25 @@ class BookActor(_Actor):
 
 class LedgerActor(_Actor):
     def __init__(
-        self, clearing: Clearing, bridge: Bridge, directory: Directory, fatal: Fatal
+        self,
+        clearing: Clearing,
+        custody: Custody,
+        bridge: Bridge,
+        directory: Directory,
+        fatal: Fatal,
+        clock_ns: Callable[[], int],
     ) -> None:
         super().__init__(bridge, directory, fatal)
         self.clearing = clearing
+        self.custody = custody
+        self.clock_ns = clock_ns
+
+    def on_start(self) -> None:
+        """Transfers received before a restart and not completed: complete them now."""
+        pending = tuple(self.custody.transfers)
+        if pending:
+            at_ns = self.clock_ns()
+            self.actor_ref.tell(tuple(CompleteTransfer(i, at_ns) for i in pending))
 
     def on_receive(self, message: Any) -> None:
         clearing = self.clearing
@@ -149,6 +170,7 @@ class LedgerActor(_Actor):
         replies: list[tuple[int, Reply]] = []
         ended: list[tuple[str, int]] = []
         refused: list[tuple[str, int]] = []
+        received: list[int] = []
         top_ups = JournalUnit([], [], [], [], {}, [])
         for item in message:
             if isinstance(item, Admitted):
@@ -183,8 +205,21 @@ class LedgerActor(_Actor):
                     units.append(outcome)
                 else:
                     replies.append((item.token, outcome))
+            elif isinstance(item, CustodyCommand):
+                outcome = self.custody.handle(item)
+                if isinstance(outcome, JournalUnit):
+                    units.append(outcome)
+                    if isinstance(item, TransferRequest) and not item.instant:
+                        received.append(item.transfer.transfer_id)
+                elif outcome is not None and not isinstance(item, CompleteTransfer):
+                    replies.append((item.token, outcome))
+            elif isinstance(item, InspectCustody):
+                self.inspect(self.custody, item)
             elif isinstance(item, Inspect):
                 self.inspect(clearing, item)
+        if received:  # completed in a later unit: the receipt commits first
+            at_ns = self.clock_ns()
+            self.actor_ref.tell(tuple(CompleteTransfer(i, at_ns) for i in received))
         if top_ups.transfers:
             units.append(top_ups)
         if units:
@@ -217,6 +252,10 @@ def merge(units: list[JournalUnit]) -> JournalUnit:
         merged.sequences.update(unit.sequences)
         merged.replies.extend(unit.replies)
         merged.results.extend(unit.results)
+        merged.wallet_transfers.extend(unit.wallet_transfers)
+        merged.withdrawals.extend(unit.withdrawals)
+        merged.payments.extend(unit.payments)
+        merged.events.extend(unit.events)
     return merged
 
 
@@ -319,6 +358,7 @@ class PykkaRuntime:
 def start(
     config: TradingConfig,
     clearing: Clearing,
+    custody: Custody,
     books: dict[str, OrderBook],
     open_orders: Iterable[RestoreOpenOrder],
     bridge: Bridge,
@@ -332,7 +372,7 @@ def start(
     tops = {market: MarketTop(book.best_bid(), book.best_ask(), book.last_price)
             for market, book in books.items()}  # fmt: skip
     actors: list[pykka.ActorRef[Any]] = []
-    ledger = LedgerActor.start(clearing, bridge, directory, fatal)
+    ledger = LedgerActor.start(clearing, custody, bridge, directory, fatal, clock_ns)
     actors.append(ledger)
     directory.ledger = ledger
     for market, book in books.items():

@@ -9,6 +9,7 @@ import falcon.asgi
 import msgspec
 
 from strongroom.actors.messages import DepositState
+from strongroom.custody.views import event_id_for
 from strongroom.http.body import read_json
 from strongroom.http.context import Services, int_param, principal
 from strongroom.http.problems import invalid
@@ -17,7 +18,6 @@ from strongroom.http.webhooks import (
     CALLBACK_URL_LENGTH_MAX,
     EVENT_ID_LENGTH_MAX,
     Delivery,
-    event_id_for,
 )
 
 DELIVERIES_LIMIT_MAX = 100
