@@ -30,5 +30,5 @@ def ledger_invariants(request: pytest.FixtureRequest) -> Iterator[None]:
     """After every test that used the session's server: its ledger still balances."""
     used = request.getfixturevalue("server") if "server" in request.fixturenames else None
     yield
-    if isinstance(used, ServerProcess) and used.running():
+    if isinstance(used, ServerProcess) and used.running:
         check_ledger(used)
