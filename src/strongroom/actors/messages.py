@@ -458,10 +458,11 @@ class OutboxEvent(Message, frozen=True):
     """
 
     event_id: str
-    partner_id: str
+    partner_id: str  # "": the owner of `wallet_id`, found when the event is written
     event_type: str
     payload: str
     callback_url: str | None = None
+    wallet_id: str | None = None
 
 
 @dataclass(slots=True)

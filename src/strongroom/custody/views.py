@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from strongroom.actors.messages import DepositState
 from strongroom.config import Currency
 from strongroom.custody.payments import Payment
 from strongroom.custody.transfers import PROCESSING_STATUS, WalletTransfer
@@ -119,4 +120,22 @@ def payment(item: Payment, currencies: Mapping[str, Currency]) -> dict[str, Any]
         "expires_at": iso_ns(item.expires_ns),
         "created_at": iso_ns(item.created_ns),
         "updated_at": iso_ns(item.updated_ns),
+    }
+
+
+def deposit(state: DepositState, currencies: Mapping[str, Currency]) -> dict[str, Any]:
+    """Peatio's deposit entity (seed 002)."""
+    currency = currencies[state.currency]
+    return {
+        "id": state.deposit_id,
+        "tid": state.tid,
+        "uid": state.wallet_id,
+        "currency": state.currency,
+        "type": currency.kind,
+        "amount": _amount(state.amount, currency),
+        "state": state.state,
+        "created_at": iso_ns(state.created_ns),
+        "completed_at": iso_ns(state.completed_ns),
+        "blockchain_txid": None,
+        "blockchain_confirmations": None,
     }

@@ -8,6 +8,7 @@ from typing import Any
 
 from strongroom.actors.messages import DepositState, OrderKind, OrderState, Side, TimeInForce
 from strongroom.config import Market, TradingConfig
+from strongroom.custody import views
 from strongroom.money import format_minor, format_units, minor_step
 from strongroom.persistence.journal import timestamp
 
@@ -82,20 +83,7 @@ def order_json(state: OrderState, config: TradingConfig) -> dict[str, Any]:
 
 
 def deposit_json(state: DepositState, config: TradingConfig) -> dict[str, Any]:
-    currency = config.currencies[state.currency]
-    return {
-        "id": state.deposit_id,
-        "tid": state.tid,
-        "uid": state.wallet_id,
-        "currency": state.currency,
-        "type": currency.kind,
-        "amount": format_minor(state.amount, currency.decimals),
-        "state": state.state,
-        "created_at": iso_ns(state.created_ns),
-        "completed_at": iso_ns(state.completed_ns),
-        "blockchain_txid": None,
-        "blockchain_confirmations": None,
-    }
+    return views.deposit(state, config.currencies)
 
 
 def market_json(market: Market, config: TradingConfig) -> dict[str, Any]:

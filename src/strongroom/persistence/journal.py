@@ -248,7 +248,7 @@ class CustodyRows:
         for event in unit.events:
             self.events[event.event_id] = (
                 event.event_id, event.partner_id, event.event_type, event.payload,
-                event.callback_url,
+                event.callback_url, event.wallet_id,
             )  # fmt: skip
 
     async def write(self, connection: Any) -> None:
@@ -360,9 +360,11 @@ ON CONFLICT (payment_id) DO UPDATE SET
 # for (no webhook settings), as `webhooks.enqueue` does.
 INSERT_EVENTS = """
 INSERT INTO webhook_events (event_id, partner_id, event_type, payload, target_url)
-SELECT e.event_id, e.partner_id, e.event_type, e.payload::jsonb, e.target_url
-  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
-       AS e (event_id, partner_id, event_type, payload, target_url)
- WHERE EXISTS (SELECT 1 FROM partner_webhooks w WHERE w.partner_id = e.partner_id)
+SELECT e.event_id, p.partner_id, e.event_type, e.payload::jsonb, e.target_url
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+       AS e (event_id, partner_id, event_type, payload, target_url, wallet_id)
+ CROSS JOIN LATERAL (SELECT coalesce(nullif(e.partner_id, ''),
+                     (SELECT owner FROM wallets WHERE wallet_id = e.wallet_id)) AS partner_id) p
+ WHERE EXISTS (SELECT 1 FROM partner_webhooks w WHERE w.partner_id = p.partner_id)
 ON CONFLICT (event_id) DO NOTHING
 """

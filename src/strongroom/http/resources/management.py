@@ -14,7 +14,6 @@ from strongroom.http.body import read_form_or_json
 from strongroom.http.context import Services
 from strongroom.http.problems import Problem, invalid, not_found
 from strongroom.http.representations import deposit_json
-from strongroom.http.resources.webhooks import deposit_completed
 from strongroom.money import format_minor, parse_amount
 from strongroom.persistence import repositories
 
@@ -78,7 +77,6 @@ class DepositsNewResource:
         if isinstance(reply, Refused):
             raise Problem(409, reply.code, reply.detail)
         assert isinstance(reply, DepositState)
-        await deposit_completed(self.services, reply)  # after the deposit's commit
         resp.status = falcon.HTTP_201
         resp.media = deposit_json(reply, config)
 
@@ -105,7 +103,6 @@ class DepositStateResource:
         if isinstance(reply, Refused):
             raise Problem(404 if reply.code == "not_found" else 409, reply.code, reply.detail)
         assert isinstance(reply, DepositState)
-        await deposit_completed(self.services, reply)  # after the deposit's commit
         resp.media = deposit_json(reply, self.services.config)
 
 

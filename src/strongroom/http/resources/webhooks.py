@@ -8,12 +8,10 @@ from typing import Annotated, Any, ClassVar
 import falcon.asgi
 import msgspec
 
-from strongroom.actors.messages import DepositState
-from strongroom.custody.views import event_id_for
 from strongroom.http.body import read_json
 from strongroom.http.context import Services, int_param, principal
 from strongroom.http.problems import invalid
-from strongroom.http.representations import deposit_json, iso
+from strongroom.http.representations import iso
 from strongroom.http.webhooks import (
     CALLBACK_URL_LENGTH_MAX,
     EVENT_ID_LENGTH_MAX,
@@ -87,24 +85,3 @@ class WebhookDeliveriesResource:
             raise invalid("event_id", f"must have 1 to {EVENT_ID_LENGTH_MAX} characters")
         deliveries = await self.services.webhooks.deliveries(partner_id, event_id, limit, offset)
         resp.media = [delivery_json(delivery) for delivery in deliveries]
-
-
-async def deposit_completed(services: Services, deposit: DepositState) -> None:
-    """`deposit.completed` to the partner owning the credited wallet.
-
-    The journal commits the deposit, not a transaction of ours, so this is enqueued right
-    after that commit (before the REST answer): from the enqueue's commit on it is
-    delivered at least once; a crash in between loses the event. The event id comes from
-    the tid, so a retried deposit enqueues nothing new.
-    """
-    if deposit.state != "accepted":
-        return
-    partner_id = services.wallet_owners.get(deposit.wallet_id)
-    if partner_id is None:
-        return
-    await services.webhooks.enqueue(
-        partner_id,
-        "deposit.completed",
-        deposit_json(deposit, services.config),
-        event_id=event_id_for("deposit.completed", deposit.tid),
-    )
