@@ -65,7 +65,7 @@ def test_an_application_is_shown_its_secret_once_and_shares_its_partners_wallets
     with token_client(server, second) as reader:
         assert reader.get(f"/wallets/{wallet_id}/").status_code == 200
         assert_problem(reader.post("/wallets/", json={"name": "x"}), 403, "insufficient_scope")
-        listed_wallets = {w["wallet_id"] for w in reader.get("/wallets/").json()}
+        listed_wallets = {w["wallet_id"] for w in reader.get("/wallets/").json()["accounts"]}
         assert listed_wallets == {wallet_id, record["master_wallet_id"]}
 
 
@@ -77,7 +77,7 @@ def test_partners_do_not_see_each_others_wallets_or_applications(
     with token_client(server, theirs) as their_client:
         their_wallet = new_wallet(their_client, "theirs")
         assert_problem(my_client.get(f"/wallets/{their_wallet}/"), 404, "not_found")
-        assert their_wallet not in [w["wallet_id"] for w in my_client.get("/wallets/").json()]
+        assert their_wallet not in [w["wallet_id"] for w in my_client.get("/wallets/").json()["accounts"]]
         assert_problem(my_client.delete(f"/o/apps/{theirs['id']}/"), 404, "not_found")
         assert their_client.get(f"/wallets/{their_wallet}/").status_code == 200
         assert mine["client_id"] not in [

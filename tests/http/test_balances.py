@@ -134,7 +134,7 @@ def test_the_history_of_deposits_and_a_trade(
 def test_every_listed_wallet_balance_is_the_sum_of_its_history(admin: httpx.Client) -> None:
     listed = admin.get("/wallets/", params={"limit": 1000})
     assert listed.status_code == 200, listed.text
-    wallets = listed.json()
+    wallets = listed.json()["accounts"]
     assert wallets
     for wallet in wallets:
         assert_balance_is_the_sum_of_history(admin, wallet["wallet_id"])

@@ -47,7 +47,7 @@ def find_in_list(client: httpx.Client, wallet_id: str) -> dict[str, Any] | None:
     while True:
         response = client.get("/wallets/", params={"limit": 1000, "offset": offset})
         assert response.status_code == 200, response.text
-        page = response.json()
+        page = response.json()["accounts"]
         for wallet in page:
             if wallet["wallet_id"] == wallet_id:
                 found: dict[str, Any] = wallet
@@ -150,12 +150,16 @@ def test_list_wallets_pages(admin: httpx.Client) -> None:
     new_wallet(admin, "page-b")
     one = admin.get("/wallets/", params={"limit": 1})
     assert one.status_code == 200, one.text
-    assert len(one.json()) == 1
-    two = admin.get("/wallets/", params={"limit": 2})
-    assert len(two.json()) == 2
-    second = admin.get("/wallets/", params={"limit": 1, "offset": 1})
-    assert second.json() == two.json()[1:]
-    for wallet in two.json():
+    assert set(one.json()) == {"accounts", "total", "limit", "offset"}
+    assert len(one.json()["accounts"]) == 1
+    assert one.json()["total"] >= 2
+    two = admin.get("/wallets/", params={"limit": 2}).json()
+    assert len(two["accounts"]) == 2
+    assert (two["limit"], two["offset"]) == (2, 0)
+    second = admin.get("/wallets/", params={"limit": 1, "offset": 1}).json()
+    assert second["accounts"] == two["accounts"][1:]
+    assert second["total"] == two["total"]
+    for wallet in two["accounts"]:
         assert set(wallet) == WALLET_FIELDS
     assert_problem(admin.get("/wallets/", params={"limit": 0}), 422, "validation_error")
     assert_problem(admin.get("/wallets/", params={"limit": "x"}), 422, "validation_error")

@@ -52,6 +52,13 @@ async def wallets(
     )
 
 
+async def wallet_count(pool: asyncpg.Pool, owner: str | None) -> int:
+    count: int = await pool.fetchval(
+        "SELECT count(*) FROM wallets WHERE ($1::text IS NULL OR owner = $1)", owner
+    )
+    return count
+
+
 async def all_wallet_owners(pool: asyncpg.Pool) -> dict[str, str]:
     return {
         row["wallet_id"]: row["owner"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from decimal import Decimal
 from typing import Annotated, Any, ClassVar
 
 import falcon
@@ -20,13 +21,14 @@ from strongroom.http.context import Services, principal
 from strongroom.http.problems import Problem
 from strongroom.http.representations import balances_json, deposit_json, iso
 from strongroom.identity import errors, users, vault_keys
-from strongroom.money import format_minor
+from strongroom.money import format_minor, format_units
 from strongroom.persistence import repositories
 
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=320)]
 Secret = Annotated[str, msgspec.Meta(max_length=1_024)]
 Otp = Annotated[str, msgspec.Meta(max_length=16)]
 ExternalId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+BASIS_POINT_PERCENT = Decimal("0.01")  # one basis point in percent
 RECENT_TRANSACTIONS = 20
 
 # identity error -> (status, field the 422 names, or None)
@@ -278,8 +280,8 @@ class TenantResource:
             "name": applications[0].name if applications else caller.partner_id,
             "partner_id": caller.partner_id,
             "transaction_fee": {
-                "maker_percent": f"{fees.maker_bps / 100:.2f}",
-                "taker_percent": f"{fees.taker_bps / 100:.2f}",
+                "maker_percent": format_units(fees.maker_bps, BASIS_POINT_PERCENT),
+                "taker_percent": format_units(fees.taker_bps, BASIS_POINT_PERCENT),
             },
             "is_fee_paid_by_user": True,
             "webhook_callback_url": None if webhook is None else webhook.callback_url,

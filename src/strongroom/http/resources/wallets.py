@@ -1,4 +1,8 @@
-"""Wallets (sub-accounts): create, list, details with balances from the ledger."""
+"""Wallets (sub-accounts): create, list, details with balances from the ledger.
+
+`GET /wallets/` answers seed 001's `{accounts: [...], total}` (with `limit`, `offset`):
+`total` counts every wallet the caller may see, not only this page.
+"""
 
 from __future__ import annotations
 
@@ -63,10 +67,14 @@ class WalletsResource:
         caller = principal(req)
         limit = int_param(req, "limit", 100, 1, repositories.PAGE_SIZE_MAX)
         offset = int_param(req, "offset", 0, 0, 10**9)
-        rows = await repositories.wallets(
-            self.services.pool, None if caller.admin else caller.partner_id, limit, offset
-        )
-        resp.media = await wallets_json(self.services, rows)
+        owner = None if caller.admin else caller.partner_id
+        rows = await repositories.wallets(self.services.pool, owner, limit, offset)
+        resp.media = {
+            "accounts": await wallets_json(self.services, rows),
+            "total": await repositories.wallet_count(self.services.pool, owner),
+            "limit": limit,
+            "offset": offset,
+        }
 
 
 class WalletResource:
