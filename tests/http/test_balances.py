@@ -162,7 +162,7 @@ def test_the_aggregate_against_the_wallets(admin: httpx.Client, partner: httpx.C
     }
     assert body["account"]["BTC"]["amount"] == "0.00000000"
 
-    wallets = partner.get("/wallets/").json()
+    wallets = partner.get("/wallets/").json()["accounts"]
     assert {wallet["wallet_id"] for wallet in wallets} == {master, first, second, empty}
     expected: dict[str, dict[str, Decimal]] = {}
     for wallet in wallets:
