@@ -28,8 +28,20 @@ ExternalId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 HISTORY_LIMIT_DEFAULT = 20
 HISTORY_LIMIT_MAX = 100
 OFFSET_MAX = 10**9
-# What the clearing actor records in `transfers.kind`.
-TRANSFER_KINDS = frozenset({"deposit", "hold", "release", "trade"})
+# What the ledger actor records in `transfers.kind` (the clearing's and the custody desk's).
+TRANSFER_KINDS = frozenset(
+    {
+        "deposit",
+        "hold",
+        "release",
+        "trade",
+        "wallet_transfer",
+        "withdrawal_hold",
+        "withdrawal_release",
+        "withdrawal_send",
+        "payment",
+    }
+)
 ACCOUNT_NAMES = {
     AccountCode.MAIN_FIAT: "main",
     AccountCode.MAIN_COIN: "main",
