@@ -87,6 +87,8 @@ class Users:
         self._clock_s = clock_s
         self._vault_parameters = vault_parameters
         self.throttle = credentials.LoginThrottle()
+        # OTPs offered for a call by a user who holds a token (Secure Send), per user.
+        self.otp_throttle = credentials.LoginThrottle()
         self._generations = asyncio.Semaphore(VAULT_GENERATIONS_AT_ONCE)
         self._background: set[asyncio.Task[None]] = set()
         # uid -> (partner, wallet) of users who hold a token (a user never changes either)
@@ -191,6 +193,23 @@ class Users:
                 raise
         self.throttle.succeeded(account, now_s)
         return self.tokens.issue(row["uid"], row["partner_id"], now_s)
+
+    async def consume_otp(self, uid: str, otp: str) -> None:
+        """The second factor of one call (Secure Send): the user's OTP, used up as a
+        login's is (each time step once). WrongState `two_factor_required` when 2FA is
+        off; OtpRejected, or Throttled after too many rejections for this user."""
+        now_s = self._clock_s()
+        self.otp_throttle.check(uid, uid, now_s)
+        row = await self._pool.fetchrow("SELECT * FROM users WHERE uid = $1", uid)
+        assert row is not None
+        if not row["totp_enabled"]:
+            raise WrongState("two_factor_required", "turn on 2FA first (/users/2fa/setup)")
+        try:
+            await self._consume_otp(row, otp, now_s)
+        except OtpRejected:
+            self.otp_throttle.failed(uid, uid, now_s)
+            raise
+        self.otp_throttle.succeeded(uid, now_s)
 
     async def _consume_otp(self, row: asyncpg.Record, otp: str, now_s: float) -> None:
         """Check an OTP against the confirmed secret and use it up (once, even under races)."""
