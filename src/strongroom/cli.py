@@ -156,9 +156,11 @@ def parser() -> argparse.ArgumentParser:
         default=Path(value) if (value := _env("STRONGROOM_CONFIG")) else None,
         help="env STRONGROOM_CONFIG; a TOML file adding currencies and markets",
     )
+    from strongroom.sims.cli import add_parser as add_sim_parser
     from strongroom.wire.console import add_parser
 
     add_parser(commands, dict(os.environ))
+    add_sim_parser(commands)
     return root
 
 
@@ -179,7 +181,9 @@ def configure_logging(level: str, json_logs: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    arguments = parser().parse_args(argv)
+    from strongroom.sims.cli import normalize
+
+    arguments = parser().parse_args(normalize(sys.argv[1:] if argv is None else argv))
     configure_logging(arguments.log_level, arguments.log_json or _env("STRONGROOM_LOG_JSON") == "1")
     if arguments.command == "serve":
         from strongroom.http.feed import FeedSettings
@@ -230,6 +234,10 @@ def main(argv: list[str] | None = None) -> int:
             ),
         )
         return asyncio.run(serve(settings))
+    if arguments.command == "sim":
+        from strongroom.sims.cli import main as sim_main
+
+        return sim_main(arguments)
     if arguments.command == "mtf":
         from strongroom import config as trading_config
         from strongroom.wire.console import CommandError, run

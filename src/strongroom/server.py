@@ -18,7 +18,7 @@ import os
 import signal
 import ssl
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -269,7 +269,12 @@ async def start_core(
     return Core(config, pool, journal, runtime, bridge, trading, state)
 
 
-async def serve(settings: Settings) -> int:
+async def serve(
+    settings: Settings, on_ready: Callable[[Services, Callable[[], None]], None] | None = None
+) -> int:
+    """Run until SIGINT/SIGTERM. `on_ready(services, stop)` is called once every listener
+    is up, for a caller in this process (the simulation harness) that drives the service
+    directly; `stop()` does what a SIGTERM does."""
     started = time.monotonic()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     config = trading_config.load(settings.config_path)
@@ -377,6 +382,7 @@ async def serve(settings: Settings) -> int:
     if serving.done():
         await serving  # raises the reason it could not start
         return 1
+    services.readiness.ports.update(http=settings.http_port, mtf=gateway.port, feed=feed.port)
     services.readiness.listeners["http"] = True
     logger.info(
         "ready",
@@ -386,6 +392,8 @@ async def serve(settings: Settings) -> int:
         startup_s=round(time.monotonic() - started, 3),
         live_orders=len(state.live_orders),
     )
+    if on_ready is not None:
+        on_ready(services, lambda: request_stop(signal.SIGTERM))
     await serving
     await gateway.stop()
     await feed.stop()

@@ -67,7 +67,8 @@ class CustodyWorker:
             try:
                 await self.round()
             except ServiceUnavailable as error:
-                logger.warning("custody worker waits", reason=str(error))
+                if self.trading.accepting:  # else: shutting down, nothing to say
+                    logger.warning("custody worker waits", reason=str(error))
             except Exception as error:  # the worker must outlive whatever happens here
                 logger.opt(exception=error).error("custody worker round failed")
             await asyncio.sleep(self.settings.interval_s)

@@ -21,6 +21,9 @@ from strongroom.wire.credentials import CredentialStore
 class Readiness:
     database: bool = False
     listeners: dict[str, bool] = field(default_factory=dict)
+    # The ports the listeners are bound to, so that a client given only the REST URL
+    # (the simulation harness, say) finds the MTF gateway and the feed.
+    ports: dict[str, int] = field(default_factory=dict)
 
     @property
     def ready(self) -> bool:

@@ -27,6 +27,7 @@ class StatusResource:
             "status": "ok" if readiness.ready else "starting",
             "database": readiness.database,
             "listeners": readiness.listeners,
+            "ports": readiness.ports,
             "feed": self.services.feed.statistics(),
         }
         if not readiness.ready:
