@@ -1760,6 +1760,46 @@ def main() -> None:
     if arguments.json:
         print(json.dumps(run.figures, indent=2, default=str))
 
+    import summary  # bench/summary.py: the line `python -m bench` reads
+
+    ours = run.figures["strongroom"]
+    base = run.figures.get("baseline") or {}
+    feed, bfeed = ours["feed"], base.get("feed") or {}
+    plain = "plain websockets server, same messages"
+
+    def versus(name: str, value: Any, other: Any, unit: str, better: str) -> dict[str, Any]:
+        return summary.figure(name, value, unit, baseline=other, baseline_name=plain, better=better)
+
+    lines = [
+        versus(
+            f"delivered messages/s, {feed['subscribers']:,} subscribers",
+            feed["delivered_per_s"],
+            bfeed.get("delivered_per_s"),
+            "msg/s",
+            "higher",
+        ),
+        summary.figure("book deltas published/s", feed["deltas_per_s"], "deltas/s"),
+        *(
+            versus(
+                f"delivery lag {name}",
+                feed["lag_ms"].get(name),
+                (bfeed.get("lag_ms") or {}).get(name),
+                "ms",
+                "lower",
+            )
+            for name in ("p50", "p99", "p99.9")
+        ),
+        versus(
+            "server RSS per idle connection",
+            ours["idle"]["kib_per_connection"],
+            (base.get("idle") or {}).get("kib_per_connection"),
+            "KiB",
+            "lower",
+        ),
+        versus("seq gaps", feed["gaps"], bfeed.get("gaps"), "gaps", "lower"),
+    ]
+    summary.emit("feed", lines, rate=arguments.rate, duration_s=arguments.duration)
+
 
 if __name__ == "__main__":
     main()

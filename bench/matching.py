@@ -371,6 +371,40 @@ def main(argv: Sequence[str] | None = None) -> None:
     if arguments.profile:
         print(profile(stream, min(operations, 300_000)))
 
+    import summary  # bench/summary.py: the line `python -m bench` reads
+
+    plain = "plain price-time book (bench/baseline_book.py)"
+    summary.emit(
+        "matching",
+        [
+            summary.figure(
+                "throughput, median (handle_batch)",
+                ours,
+                "ops/s",
+                baseline=baseline,
+                baseline_name=plain,
+            ),
+            summary.figure("throughput, best (handle_batch)", operations / min(seconds), "ops/s"),
+            *(
+                summary.figure(
+                    f"latency {name} (handle)",
+                    percentile(ordered, fraction) / 1000,
+                    "µs",
+                    better="lower",
+                )
+                for name, fraction in (("p50", 0.50), ("p99", 0.99), ("p99.9", 0.999))
+            ),
+            summary.figure(
+                f"book memory peak after {limit:,} ops (tracemalloc)",
+                peak / 2**20,
+                "MiB",
+                better="lower",
+            ),
+        ],
+        orders=operations,
+        compiled=compiled,
+    )
+
 
 if __name__ == "__main__":
     main()

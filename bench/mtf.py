@@ -1084,6 +1084,47 @@ def main() -> None:
     if arguments.json:
         print(json.dumps(figures, indent=2, default=str))
 
+    import summary  # bench/summary.py: the line `python -m bench` reads
+
+    bare_name = "bare struct.iter_unpack, same buffer"
+    lines = [
+        summary.figure(
+            "max sustained, closed loop (committed orders/s)", phase1["acked_per_s"], "orders/s"
+        )
+    ]
+    for result in figures["open_loop"]:
+        latency = result["latency_ms"]
+        for name in ("p50", "p99", "p99.9"):
+            lines.append(
+                summary.figure(
+                    f"ack latency {name}, open loop at {result['percent_of_max']:g} %"
+                    f" ({result['target_per_s']:,.0f}/s)",
+                    latency[name],
+                    "ms",
+                    better="lower",
+                )
+            )
+    lines += [
+        summary.figure(
+            "codec FrameBuffer.feed",
+            codec["codec_frames_per_s"],
+            "frames/s",
+            baseline=codec["bare_frames_per_s"],
+            baseline_name=bare_name,
+        ),
+        summary.figure(
+            "session decode (validation + events)",
+            codec["session_decode_frames_per_s"],
+            "frames/s",
+            baseline=codec["bare_frames_per_s"],
+            baseline_name=bare_name,
+        ),
+        summary.figure(
+            "peak RSS, server process", (hwm or rss.get("server", 0)) / mib, "MiB", better="lower"
+        ),
+    ]
+    summary.emit("mtf", lines, server_exit_code=figures["server_exit_code"])
+
 
 if __name__ == "__main__":
     main()

@@ -1313,6 +1313,51 @@ def main(argv: Sequence[str] | None = None) -> None:
     }
     print(json.dumps(summary))
 
+    import summary as line  # bench/summary.py: the line `python -m bench` reads
+
+    ours_name = "strongroom OrderBook (handle_batch)"
+    figures = [
+        line.figure(f"{ours_name}, best ops/s by CPU time", ours.get("best"), "ops/s"),
+        line.figure(
+            "strongroom, handle once per command, best",
+            per_op.get("best"),
+            "ops/s",
+            baseline=ours.get("best"),
+            baseline_name=ours_name,
+        ),
+    ]
+    for build in compiled:
+        if "best" in build and "best" in ours:
+            figures.append(
+                line.figure(
+                    f"{build['engine']}, best",
+                    build["best"],
+                    "ops/s",
+                    baseline=ours["best"],
+                    baseline_name=ours_name,
+                )
+            )
+    for result in peer_results:
+        engine = result.get("engine", "?")
+        if "best" not in result or "best" not in ours:
+            figures.append(
+                line.figure(
+                    f"ours vs {engine}", None, "ops/s", note=str(result.get("error", "no result"))
+                )
+            )
+            continue
+        figures.append(
+            line.figure(
+                f"ours vs {engine} ({result['kind']}, {result['operations']:,} ops,"
+                f" trades agree: {agrees(result)})",
+                ours["best"],
+                "ops/s",
+                baseline=result["best"],
+                baseline_name=f"{engine} {result.get('version', '')}".strip(),
+            )
+        )
+    line.emit("peers", figures, operations=total, verdict=verdict)
+
 
 if __name__ == "__main__":
     main()

@@ -30,6 +30,7 @@ from strongroom.persistence.database import EmbeddedPostgres
 from strongroom.server import start_core
 
 MID_TICKS = 2_000_000  # 20,000.00 USDT
+RUNS: list[dict[str, float]] = []  # each run's figures, for the summary line
 
 
 def percentile(sorted_values: list[int], fraction: float) -> float:
@@ -113,6 +114,14 @@ async def run(arguments: argparse.Namespace, journal_process: bool) -> float:
     print(f"outcomes: {outcomes}")
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS: {peak_mib:,.0f} MiB (this process)")
+    RUNS.append(
+        {
+            "journal_process": journal_process,
+            "orders_per_s": len(stream) / elapsed,
+            **{name: percentile(latencies, q) for name, q in LATENCY_PERCENTILES},
+            "peak_rss_mib": peak_mib,
+        }
+    )
     if profiler:
         print("\nprofile of the event-loop thread (actors run on their own threads):")
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(15)
@@ -127,6 +136,37 @@ async def compare(arguments: argparse.Namespace) -> None:
     rates = {mode: await run(arguments, mode) for mode in modes}
     if len(rates) == 2:
         print(f"\nwriter process / in-process journal = {rates[True] / rates[False]:.2f}")
+
+    import summary  # bench/summary.py: the line `python -m bench` reads
+
+    by_mode = {bool(one["journal_process"]): one for one in RUNS}
+    ours = by_mode.get(True) or by_mode[False]  # `strongroom serve` commits in a writer process
+    other = by_mode.get(False) if ours is by_mode.get(True) else None
+    where = "journal in a writer process" if ours is by_mode.get(True) else "journal in-process"
+    figures = [
+        summary.figure(
+            f"orders/s, {where}",
+            ours["orders_per_s"],
+            "orders/s",
+            baseline=other["orders_per_s"] if other else None,
+            baseline_name="journal on the event loop",
+        )
+    ]
+    for name, _ in LATENCY_PERCENTILES:
+        figures.append(
+            summary.figure(
+                f"latency {name} (call → reply after commit), {where}",
+                ours[name],
+                "ms",
+                baseline=other[name] if other else None,
+                baseline_name="journal on the event loop",
+                better="lower",
+            )
+        )
+    summary.emit("spine", figures, orders=arguments.orders, window=arguments.window)
+
+
+LATENCY_PERCENTILES = (("p50", 0.50), ("p99", 0.99), ("p99.9", 0.999))
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""The benchmarks: scripts (`python bench/matching.py`, ...), all run by `python -m bench`."""
