@@ -236,9 +236,9 @@ async def start_core(
 
     bridge = Bridge(loop, commit)
     if journal_process:
-        journal = JournalClient(database_url, bridge.committed, fatal)
+        journal = JournalClient(database_url, bridge.committed, fatal, currencies=config.currencies)
     else:
-        journal = Journal(pool, bridge.committed, fatal)
+        journal = Journal(pool, bridge.committed, fatal, currencies=config.currencies)
     ledger = Ledger(config.currencies)
     ledger.restore(state.balances, state.holds, [])
     clearing = Clearing(config, ledger, next_transfer_id=state.next_transfer_id)

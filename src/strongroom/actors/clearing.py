@@ -35,7 +35,6 @@ from strongroom.actors.messages import (
     OrderRested,
     OrderState,
     OrderTriggered,
-    OutboxEvent,
     PlaceOrder,
     Posting,
     Refused,
@@ -58,8 +57,6 @@ from strongroom.actors.vault import (
     settlement,
 )
 from strongroom.config import TradingConfig
-from strongroom.custody import views
-from strongroom.custody.views import event_id_for
 
 # Deposit states (seed 002) as a table: (from, to) → whether the money is credited.
 DEPOSIT_TRANSITIONS: dict[tuple[str, str], bool] = {
@@ -317,7 +314,6 @@ class Clearing:
         )
         self.deposits[request.tid] = state
         unit.deposits.append(state)
-        self._deposit_event(unit, state)
         unit.replies.append((request.token, state))
         return unit
 
@@ -348,24 +344,8 @@ class Clearing:
         )  # fmt: skip
         self.deposits[request.tid] = changed
         unit.deposits.append(changed)
-        self._deposit_event(unit, changed)
         unit.replies.append((request.token, changed))
         return unit
-
-    def _deposit_event(self, unit: JournalUnit, deposit: DepositState) -> None:
-        """`deposit.completed` to the wallet's owner, written with the credit itself; the
-        id comes from the tid, so however often the deposit is retried it is one event."""
-        if deposit.state == "accepted":
-            payload = views.deposit(deposit, self.config.currencies)
-            unit.events.append(
-                OutboxEvent(
-                    event_id_for("deposit.completed", deposit.tid),
-                    "",
-                    "deposit.completed",
-                    msgspec.json.encode(payload).decode(),
-                    wallet_id=deposit.wallet_id,
-                )
-            )
 
     # ------------------------------------------------------------------ helpers
 

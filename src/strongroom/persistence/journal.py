@@ -14,14 +14,18 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import msgspec
 from loguru import logger
 
-from strongroom.actors.messages import Account, AccountCode, JournalUnit
+from strongroom.actors.messages import Account, AccountCode, DepositState, JournalUnit
+from strongroom.config import DEFAULT, Currency
+from strongroom.custody import views
+from strongroom.custody.views import event_id_for
 from strongroom.persistence.errors import CommitFailed
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -53,6 +57,10 @@ def balance_deltas(units: Sequence[JournalUnit]) -> dict[Account, int]:
 
 
 class Journal:
+    """`currencies` render the webhook events the journal derives itself: a deposit that
+    became `accepted` is announced (`deposit.completed`) in the transaction that credits
+    it, the payload built here rather than on the ledger actor's hot path."""
+
     def __init__(
         self,
         pool: asyncpg.Pool,
@@ -60,8 +68,10 @@ class Journal:
         on_fatal: Callable[[BaseException], None],
         *,
         group_units_max: int = GROUP_UNITS_MAX,
+        currencies: Mapping[str, Currency] = DEFAULT.currencies,
     ) -> None:
         self._pool = pool
+        self._currencies = currencies
         self._on_commit = on_commit
         self._on_fatal = on_fatal
         self._group_units_max = group_units_max
@@ -133,6 +143,9 @@ class Journal:
         custody = CustodyRows()
         for unit in group:
             custody.add(unit)
+            for deposit in unit.deposits:
+                if deposit.state == "accepted":
+                    custody.deposit_completed(deposit, self._currencies)
             for transfer in unit.transfers:
                 # The creation time is the commit's (column default); transfers carry no clock.
                 transfers.append((transfer.transfer_id, transfer.kind, transfer.key))
@@ -250,6 +263,15 @@ class CustodyRows:
                 event.event_id, event.partner_id, event.event_type, event.payload,
                 event.callback_url, event.wallet_id,
             )  # fmt: skip
+
+    def deposit_completed(self, deposit: DepositState, currencies: Mapping[str, Currency]) -> None:
+        """`deposit.completed` to the wallet's owner; the id comes from the tid, so however
+        often the deposit is retried it is one event."""
+        event_id = event_id_for("deposit.completed", deposit.tid)
+        payload = msgspec.json.encode(views.deposit(deposit, currencies)).decode()
+        self.events[event_id] = (
+            event_id, "", "deposit.completed", payload, None, deposit.wallet_id,
+        )  # fmt: skip
 
     async def write(self, connection: Any) -> None:
         if self.transfers:

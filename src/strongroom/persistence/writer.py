@@ -23,7 +23,7 @@ import struct
 import subprocess
 import sys
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import msgspec
 from loguru import logger
@@ -36,6 +36,7 @@ from strongroom.actors.messages import (
     TradeRecord,
     Transfer,
 )
+from strongroom.config import DEFAULT, Currency
 from strongroom.custody.payments import Payment
 from strongroom.custody.transfers import WalletTransfer
 from strongroom.custody.withdrawals import TrackedWithdrawal
@@ -68,8 +69,13 @@ class JournalClient:
         database_url: str,
         on_commit: Callable[[JournalUnit], None],
         on_fatal: Callable[[BaseException], None],
+        *,
+        currencies: Mapping[str, Currency] = DEFAULT.currencies,
     ) -> None:
         self._url = database_url
+        self._currencies = msgspec.json.encode(
+            {code: (currency.kind, currency.decimals) for code, currency in currencies.items()}
+        ).decode()
         self._on_commit = on_commit
         self._on_fatal = on_fatal
         self._encoder = msgspec.msgpack.Encoder()
@@ -92,7 +98,8 @@ class JournalClient:
         ours, theirs = socket.socketpair()
         self._process = subprocess.Popen(
             [sys.executable, "-m", "strongroom.persistence.writer",
-             "--fd", str(theirs.fileno()), "--database-url", self._url],
+             "--fd", str(theirs.fileno()), "--database-url", self._url,
+             "--currencies", self._currencies],
             pass_fds=[theirs.fileno()],
         )  # fmt: skip
         theirs.close()
@@ -140,7 +147,9 @@ class JournalClient:
             await asyncio.to_thread(self._process.wait, 30)
 
 
-async def serve_parent(descriptor: int, database_url: str) -> None:
+async def serve_parent(
+    descriptor: int, database_url: str, currencies: Mapping[str, Currency]
+) -> None:
     """The child's life: read units, commit them in groups, report the count."""
     pool = await create_pool(database_url)
     reader, writer = await asyncio.open_connection(sock=socket.socket(fileno=descriptor))
@@ -164,7 +173,7 @@ async def serve_parent(descriptor: int, database_url: str) -> None:
         logger.opt(exception=error).critical("journal writer: commit failed, exiting")
         os._exit(EXIT_FATAL)
 
-    journal = Journal(pool, counted, fatal)
+    journal = Journal(pool, counted, fatal, currencies=currencies)
     await journal.start()
     while True:
         try:
@@ -188,10 +197,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="strongroom journal writer (internal)")
     parser.add_argument("--fd", type=int, required=True)
     parser.add_argument("--database-url", required=True)
+    parser.add_argument("--currencies", required=True, help="JSON {code: [kind, decimals]}")
     arguments = parser.parse_args()
     logger.remove()
     logger.add(sys.stderr, level="WARNING")
-    asyncio.run(serve_parent(arguments.fd, arguments.database_url))
+    currencies = {
+        code: Currency(code, kind, decimals)
+        for code, (kind, decimals) in msgspec.json.decode(arguments.currencies).items()
+    }
+    asyncio.run(serve_parent(arguments.fd, arguments.database_url, currencies))
 
 
 if __name__ == "__main__":
