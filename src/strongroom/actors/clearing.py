@@ -89,6 +89,8 @@ class Clearing:
         self.deposits: dict[str, DepositState] = {}
         # Holds applied in memory, journaled with the book's result for their order.
         self._holds_not_journaled: dict[int, Transfer] = {}
+        # Order id → (price, quantity) of each replace on its way to the book, in order.
+        self._replacing: dict[int, list[tuple[int, int]]] = {}
         self._next_transfer_id = next_transfer_id
 
     # ------------------------------------------------------------------ recovery
@@ -207,8 +209,11 @@ class Clearing:
                     order.quantity = event.quantity
                     order.remaining = event.remaining
                     order.visible = min(order.visible, event.remaining)
-            if isinstance(command, ReplaceOrder) and command.order_id in orders:
-                self._release_excess(unit, orders[command.order_id])
+            if isinstance(command, ReplaceOrder):
+                if command.order_id in orders:
+                    self._release_excess(unit, orders[command.order_id])
+                else:
+                    self._replacing.pop(command.order_id, None)  # ended: nothing held
             if token:
                 unit.replies.append((token, self._reply(command, events, touched, orders)))
         unit.orders.extend(order.snapshot() for order in touched.values())
@@ -226,11 +231,10 @@ class Clearing:
         order = self.orders.get(request.order_id)
         if order is None or order.wallet_id != request.wallet_id or order.status != "open":
             return Refused("order_not_open", f"order {request.order_id} is not open")
-        remaining = request.quantity - order.filled
-        if remaining <= 0:
+        if request.quantity - order.filled <= 0:
             return Refused("invalid_quantity", "quantity must be above what is already filled")
-        market = self.config.markets[order.market]
-        currency_code, needed = hold_needed(market, order.side, request.price, remaining)
+        replacing = [*self._replacing.get(order.order_id, ()), (request.price, request.quantity)]
+        currency_code, needed = self._hold_for(order, replacing)
         missing = needed - self.ledger.hold_remaining(order.order_id)
         if missing > 0:
             currency = self.config.currencies[currency_code]
@@ -247,12 +251,33 @@ class Clearing:
                     "insufficient_funds", "not enough available balance for the new terms"
                 )
             unit.transfers.append(transfer)
+        self._replacing[order.order_id] = replacing
         return None
 
-    def _release_excess(self, unit: JournalUnit, order: OrderRecord) -> None:
-        """After a replace (done or refused), hold exactly what the live order needs."""
+    def _hold_for(self, order: OrderRecord, replacing: list[tuple[int, int]]) -> tuple[str, int]:
+        """What the order's hold must cover while `replacing` are on their way to its book.
+
+        Until the book has answered the last of them, the order may still fill at the price
+        it rests at now or at the price of any replace before the last, and up to the
+        largest of their quantities: hold for the dearest price and the largest quantity.
+        With nothing on its way, exactly what the live order needs.
+        """
         market = self.config.markets[order.market]
-        _, needed = hold_needed(market, order.side, order.price, order.remaining)
+        if not replacing:
+            return hold_needed(market, order.side, order.price, order.remaining)
+        price = max(order.price, *(price for price, _ in replacing))
+        quantity = max(order.quantity, *(quantity for _, quantity in replacing))
+        return hold_needed(market, order.side, price, quantity - order.filled)
+
+    def _release_excess(self, unit: JournalUnit, order: OrderRecord) -> None:
+        """After a replace (done or refused), hold what the order needs with the replaces
+        still on their way to its book (`_hold_for`)."""
+        replacing = self._replacing.get(order.order_id)
+        if replacing:
+            replacing.pop(0)  # this replace's own entry: replaces are answered in order
+            if not replacing:
+                del self._replacing[order.order_id]
+        _, needed = self._hold_for(order, self._replacing.get(order.order_id, []))
         excess = self.ledger.hold_remaining(order.order_id) - needed
         account = self.ledger.hold_account(order.order_id)
         if excess > 0 and account is not None:

@@ -59,6 +59,12 @@ def add_parser(commands: Any) -> None:
         default="all",
         help="comma-separated of delay, reorder, crash, commit, restart; 'none' or 'all'",
     )
+    dst.add_argument(
+        "--vault-idle-s",
+        type=float,
+        default=None,
+        help="simulated seconds before an idle vault is passivated (default: the service's)",
+    )
     dst.add_argument("--trace", action="store_true", help="print every step to stderr")
 
 
