@@ -77,8 +77,8 @@ def test_partners_do_not_see_each_others_wallets_or_applications(
     with token_client(server, theirs) as their_client:
         their_wallet = new_wallet(their_client, "theirs")
         assert_problem(my_client.get(f"/wallets/{their_wallet}/"), 404, "not_found")
-        mine = my_client.get("/wallets/").json()["accounts"]
-        assert their_wallet not in [wallet["wallet_id"] for wallet in mine]
+        my_wallets = my_client.get("/wallets/").json()["accounts"]
+        assert their_wallet not in [wallet["wallet_id"] for wallet in my_wallets]
         assert_problem(my_client.delete(f"/o/apps/{theirs['id']}/"), 404, "not_found")
         assert their_client.get(f"/wallets/{their_wallet}/").status_code == 200
         assert mine["client_id"] not in [

@@ -103,8 +103,18 @@ def test_sim_run_smoke_in_process(tmp_path: Path) -> None:
     assert "invariant acked_orders_once: held" in answer.stdout
 
 
-def test_sim_run_smoke_against_a_served_instance(server: ServerProcess, tmp_path: Path) -> None:
-    out = tmp_path / "out"
+def test_sim_run_smoke_against_a_served_instance(tmp_path: Path) -> None:
+    """A server of its own: the scenario's makers leave orders on its books, which the
+    session's server keeps clean for the tests that share it."""
+    server = ServerProcess(tmp_path / "served")
+    server.start()
+    try:
+        served_smoke(server, tmp_path / "out")
+    finally:
+        server.stop()
+
+
+def served_smoke(server: ServerProcess, out: Path) -> None:
     answer = strongroom(
         "sim", "run", "smoke", "--seed", "7", "--duration", "3", "--out", str(out),
         "--target", server.base_url, "--data-dir", str(server.data_dir),
