@@ -57,7 +57,9 @@ class TradeRow:
     taker_wallet: str
 
 
-async def _ledger(connection: asyncpg.Connection, verdict: Verdict) -> None:
+async def ledger(connection: asyncpg.Connection, verdict: Verdict) -> None:
+    """The three ledger invariants (`ledger_balanced`, `no_negative_member_balance`,
+    `holds_accounted`), in the caller's snapshot; the test suite checks them too."""
     problems = [
         f"{row['currency']} is out of balance by {row['total']}"
         for row in await connection.fetch(
@@ -183,7 +185,7 @@ async def check(database_url: str, acked: Acked) -> Verdict:
     verdict = Verdict()
     try:
         async with connection.transaction(isolation="repeatable_read", readonly=True):
-            await _ledger(connection, verdict)
+            await ledger(connection, verdict)
             await _orders(connection, acked, verdict)
             await _transfers(connection, acked, verdict)
     finally:
