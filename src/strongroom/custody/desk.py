@@ -164,14 +164,6 @@ class Custody:
             else:
                 self.payments[payment.payment_id] = payment
 
-    def held(self) -> set[int]:
-        """The hold ids this desk accounts for (live withdrawals)."""
-        return {
-            withdrawal_id
-            for withdrawal_id, tracked in self.withdrawals.items()
-            if tracked.withdrawal.holding
-        }
-
     # ------------------------------------------------------------------ dispatch
 
     def handle(self, command: CustodyCommand) -> JournalUnit | Any:
