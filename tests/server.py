@@ -26,9 +26,12 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    def __init__(self, data_dir: Path, extra_arguments: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, data_dir: Path, extra_arguments: tuple[str, ...] = (), *, new_session: bool = False
+    ) -> None:
         self.data_dir = data_dir
         self.extra_arguments = extra_arguments
+        self.new_session = new_session  # its own process group, for `stop_group`
         self.http_port = free_port()
         self.ws_port = free_port()
         self.mtf_port = free_port()
@@ -59,6 +62,7 @@ class ServerProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
             env=environment,
+            start_new_session=self.new_session,
         )  # fmt: skip
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
@@ -76,6 +80,13 @@ class ServerProcess:
     def stop(self, timeout_s: float = 60.0) -> int:
         assert self.process is not None
         self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout_s)
+
+    def stop_group(self, timeout_s: float = 60.0) -> int:
+        """SIGTERM to the server's whole process group (its journal writer included), as a
+        terminal's Ctrl-C or `timeout` does; needs `new_session`."""
+        assert self.process is not None and self.new_session
+        os.killpg(self.process.pid, signal.SIGTERM)
         return self.process.wait(timeout_s)
 
     @property

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import socket
 import struct
 import subprocess
@@ -199,6 +200,11 @@ def main() -> None:
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--currencies", required=True, help="JSON {code: [kind, decimals]}")
     arguments = parser.parse_args()
+    # A terminal's Ctrl-C (or `timeout`, or a supervisor) signals the whole process group:
+    # the service then drains what it accepted through this process, which must live on
+    # until the service closes the socket (then it exits, see `serve_parent`).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logger.remove()
     logger.add(sys.stderr, level="WARNING")
     currencies = {
