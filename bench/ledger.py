@@ -40,7 +40,6 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
-import dataclasses
 import itertools
 import json
 import os
@@ -64,6 +63,7 @@ from loguru import logger
 from strongroom.actors.clearing import Clearing
 from strongroom.actors.ledger import Ledger
 from strongroom.actors.messages import DepositRequest, DepositState, JournalUnit
+from strongroom.actors.shells import merge
 from strongroom.config import DEFAULT
 from strongroom.persistence.database import EmbeddedPostgres, create_pool
 from strongroom.persistence.journal import Journal
@@ -350,19 +350,6 @@ async def raw(
         batch_ms,
         cpu_per_transfer(cpu_before, cpu_after, len(transfers), seconds),
     )
-
-
-def merge(units: list[JournalUnit]) -> JournalUnit:
-    """One unit of many, as the ledger actor merges the units of one mailbox batch."""
-    merged = JournalUnit([], [], [], [], {}, [])
-    for unit in units:
-        for entry in dataclasses.fields(JournalUnit):
-            into = getattr(merged, entry.name)
-            if isinstance(into, dict):
-                into.update(getattr(unit, entry.name))
-            else:
-                into.extend(getattr(unit, entry.name))
-    return merged
 
 
 def journal_units(deposits: list[Deposit], batch: int, first_id: int) -> list[JournalUnit]:

@@ -45,7 +45,6 @@ from strongroom.actors.messages import (
     Trade,
     TradeRecord,
     Transfer,
-    TransferApplied,
     TransferDuplicate,
     TransferRejected,
 )
@@ -406,11 +405,8 @@ class Clearing:
     def _apply(
         self, unit: JournalUnit, kind: str, postings: tuple[Posting, ...], key: str | None = None
     ) -> int:
-        transfer = self._transfer(kind, postings, key)
-        outcome = self.ledger.apply(transfer)
-        if isinstance(outcome, TransferDuplicate):
-            return outcome.first.transfer_id
-        if not isinstance(outcome, TransferApplied):
+        """`try_apply` of a transfer the books or the journal promised: a refusal is a bug."""
+        outcome = self.try_apply(unit, kind, postings, key)
+        if isinstance(outcome, TransferRejected):
             raise ClearingError(f"{kind} transfer refused: {outcome}")
-        unit.transfers.append(transfer)
-        return transfer.transfer_id
+        return outcome

@@ -197,6 +197,36 @@ class Transfers:
         )
         return None if row is None else wallet_transfer_from_row(row)
 
+    def new(
+        self,
+        kind: TransferKind,
+        partner_id: str,
+        source: str,
+        destination: str,
+        currency: str,
+        amount: int,
+        key: str | None,
+        callback_url: str | None,
+    ) -> WalletTransfer:
+        """A transfer as received (pending), its id from the service's one counter."""
+        trading = self.services.trading
+        now_ns = trading.clock_ns()
+        return WalletTransfer(
+            transfer_id=trading.new_order_id(),
+            kind=kind,
+            partner_id=partner_id,
+            from_wallet=source,
+            to_wallet=destination,
+            currency=currency,
+            amount=amount,
+            status=TransferStatus.PENDING,
+            created_ns=now_ns,
+            updated_ns=now_ns,
+            key=key,
+            fingerprint=fingerprint(kind, source, destination, currency, amount, callback_url),
+            callback_url=callback_url,
+        )
+
     async def submit(self, transfer: WalletTransfer, *, instant: bool) -> WalletTransfer:
         """The transfer as committed: the new one, or the first of a repeated key."""
         outcome = await self.services.trading.transfer(transfer, instant=instant)
@@ -261,22 +291,8 @@ class WalletTransferResource:
             if self.kind is TransferKind.TO_SUB
             else (body.wallet_id, master)
         )
-        trading = services.trading
-        now_ns = trading.clock_ns()
-        transfer = WalletTransfer(
-            transfer_id=trading.new_order_id(),
-            kind=self.kind,
-            partner_id=partner_id,
-            from_wallet=source,
-            to_wallet=destination,
-            currency=currency,
-            amount=amount,
-            status=TransferStatus.PENDING,
-            created_ns=now_ns,
-            updated_ns=now_ns,
-            key=key,
-            fingerprint=fingerprint(self.kind, source, destination, currency, amount, callback_url),
-            callback_url=callback_url,
+        transfer = self.transfers.new(
+            self.kind, partner_id, source, destination, currency, amount, key, callback_url
         )
         received = await self.transfers.submit(transfer, instant=False)
         view = self.transfers.view(received)
@@ -450,24 +466,10 @@ class SecureSendResource:
                 raise two_factor_required() from None
         if recipient is None:
             raise not_found(f"user with email {to_email}")
-        trading = services.trading
-        now_ns = trading.clock_ns()
-        transfer = WalletTransfer(
-            transfer_id=trading.new_order_id(),
-            kind=TransferKind.SECURE_SEND,
-            partner_id=caller.partner_id,
-            from_wallet=wallet_id,
-            to_wallet=recipient,
-            currency=currency,
-            amount=amount,
-            status=TransferStatus.PENDING,
-            created_ns=now_ns,
-            updated_ns=now_ns,
-            key=key,
-            fingerprint=fingerprint(
-                TransferKind.SECURE_SEND, wallet_id, recipient, currency, amount, None
-            ),
-        )
+        transfer = self.transfers.new(
+            TransferKind.SECURE_SEND, caller.partner_id, wallet_id, recipient, currency, amount,
+            key, None,
+        )  # fmt: skip
         self._answer(resp, await self.transfers.submit(transfer, instant=True))
 
     def _answer(self, resp: falcon.asgi.Response, transfer: WalletTransfer) -> None:
